@@ -1,0 +1,144 @@
+"""Candidate operations and their registry.
+
+An op factory has the signature ``factory(C: int, stride: int, affine: bool) -> nn.Module``
+and maps ``C`` channels to ``C`` channels, downsampling by ``stride``. Register your own with::
+
+    from dnas.ops import OPS
+    @OPS.register("conv_3x3")
+    def conv3(C, stride, affine):
+        return ReLUConvBN(C, C, 3, stride, 1, affine)
+
+The eight DARTS candidates follow the reference code exactly (so parameter counts of
+published genotypes match): ReLU-conv-BN ordering, separable convs applied twice, dilated
+convs once, and a factorized reduce for skip connections across a stride.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from dnas.registry import Registry
+
+OpFactory = Callable[[int, int, bool], nn.Module]
+OPS: Registry[OpFactory] = Registry("op")
+
+#: Candidate ops of the DARTS cell space, in the reference order.
+DARTS_PRIMITIVES = [
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+]
+
+#: Ops without learnable weights: the share of these in a derived cell is a collapse signal.
+PARAMETER_FREE = {"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"}
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU, depthwise dilated conv, pointwise conv, BN."""
+
+    def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_in, kernel, stride, padding, dilation=dilation, groups=C_in, bias=False),
+            nn.Conv2d(C_in, C_out, 1, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked depthwise-separable convs (the first carries the stride), as in DARTS."""
+
+    def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_in, kernel, stride, padding, groups=C_in, bias=False),
+            nn.Conv2d(C_in, C_in, 1, bias=False),
+            nn.BatchNorm2d(C_in, affine=affine),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_in, kernel, 1, padding, groups=C_in, bias=False),
+            nn.Conv2d(C_in, C_out, 1, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class Zero(nn.Module):
+    """The ``none`` op: a zero tensor of the output shape."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two offset stride-2 1x1 convs, concatenated (no information lost)."""
+
+    def __init__(self, C_in: int, C_out: int, affine: bool = True):
+        super().__init__()
+        assert C_out % 2 == 0, "FactorizedReduce needs an even number of output channels"
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        a = self.conv_1(x)
+        b = self.conv_2(x[:, :, 1:, 1:])
+        if b.shape[-2:] != a.shape[-2:]:  # odd input sizes: pad the shifted branch
+            b = nn.functional.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
+        return self.bn(torch.cat([a, b], dim=1))
+
+
+OPS.register("none", lambda C, stride, affine: Zero(stride))
+OPS.register("avg_pool_3x3", lambda C, stride, affine: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False))
+OPS.register("max_pool_3x3", lambda C, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1))
+OPS.register("skip_connect", lambda C, stride, affine: Identity() if stride == 1 else FactorizedReduce(C, C, affine))
+OPS.register("sep_conv_3x3", lambda C, stride, affine: SepConv(C, C, 3, stride, 1, affine))
+OPS.register("sep_conv_5x5", lambda C, stride, affine: SepConv(C, C, 5, stride, 2, affine))
+OPS.register("sep_conv_7x7", lambda C, stride, affine: SepConv(C, C, 7, stride, 3, affine))
+OPS.register("dil_conv_3x3", lambda C, stride, affine: DilConv(C, C, 3, stride, 2, 2, affine))
+OPS.register("dil_conv_5x5", lambda C, stride, affine: DilConv(C, C, 5, stride, 4, 2, affine))
+OPS.register(
+    "conv_7x1_1x7",
+    lambda C, stride, affine: nn.Sequential(
+        nn.ReLU(inplace=False),
+        nn.Conv2d(C, C, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+        nn.Conv2d(C, C, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+        nn.BatchNorm2d(C, affine=affine),
+    ),
+)
+
+
+def make_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:
+    """Build a registered op by name."""
+    return OPS.get(name, "op")(C, stride, affine)
+
+
+def is_parameter_free(name: str) -> bool:
+    return name in PARAMETER_FREE
