@@ -1,0 +1,340 @@
+"""The NAS-Bench-201 cell space: architectures, their string form and the evaluation network.
+
+A NAS-Bench-201 cell is a DAG of 4 nodes; every node ``j`` sums one op applied to each earlier
+node ``i < j``, so the cell has 6 edges and each edge carries one of 5 ops (5**6 = 15625
+architectures). The edges are listed in the benchmark's standard order (:data:`NB201_EDGES`)::
+
+    |op~0|+|op~0|op~1|+|op~0|op~1|op~2|
+      1->   2<-0  2<-1   3<-0  3<-1  3<-2
+
+The evaluation network follows the benchmark's reference implementation (AutoDL-Projects,
+``TinyNetwork`` / ``InferCell`` / ``ResNetBasicblock``) so that parameter counts equal the
+benchmark's records exactly: a 3x3 conv + BN stem with ``C`` channels, three stages of ``N``
+cells at ``C``, ``2C``, ``4C`` channels joined by ResNet basic blocks (stride 2, avg-pool + 1x1
+conv shortcut), then BN + ReLU, global average pooling and a linear classifier.
+
+For one-shot search, :data:`NB201_EDGES`, :data:`NB201_OPS` and :func:`search_cell` describe the
+cell as plain data (nodes, edges, candidates, an op factory) so that a supernet can put a mixed
+op on every edge, and :meth:`NB201Arch.from_weights` turns per-edge op weights back into an
+architecture.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random as _random
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+from dnas.errors import GenotypeError
+from dnas.ops import OPS, Identity, ReLUConvBN, Zero
+
+#: Candidate ops in the benchmark's order (the order used by its one-hot encodings).
+NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+#: Number of nodes in a cell (node 0 is the cell input, node 3 its output).
+NB201_NODES = 4
+#: ``(from_node, to_node)`` for each of the 6 edges, in the arch-string order.
+NB201_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+
+FORMAT = "dnas.genotype"
+VERSION = 1
+SPACE = "nb201"
+
+
+# ---------------------------------------------------------------------------- ops
+def _nb201_op(name: str, C: int, stride: int = 1, affine: bool = True) -> nn.Module:
+    """Build one NB201 candidate mapping ``C`` to ``C`` channels (cells never change width)."""
+    if name == "none":
+        return Zero(stride)
+    if name == "skip_connect":
+        if stride != 1:
+            raise GenotypeError("nb201: skip_connect with stride > 1 does not occur in NB201 cells")
+        return Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(C, C, 1, stride, 0, affine)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(C, C, 3, stride, 1, affine)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+    raise GenotypeError(f"nb201: unknown op {name!r}; known ops: {', '.join(NB201_OPS)}")
+
+
+#: ``name -> factory(C, stride, affine)``, the same signature as :data:`dnas.ops.OPS`.
+NB201_OP_FACTORIES: dict[str, Callable[[int, int, bool], nn.Module]] = {
+    name: (lambda C, stride, affine, _n=name: _nb201_op(_n, C, stride, affine)) for name in NB201_OPS
+}
+
+# The two NB201 convs are also registered in the global op registry, so a supernet that builds
+# edges with ``dnas.ops.make_op`` can mix all five NB201 candidates (the other three exist there).
+for _name in ("nor_conv_1x1", "nor_conv_3x3"):
+    if _name not in OPS:
+        OPS.register(_name, NB201_OP_FACTORIES[_name])
+
+
+# ---------------------------------------------------------------------------- architecture
+_NODE_RE = re.compile(r"^\|(.*)\|$")
+
+
+@dataclass(frozen=True)
+class NB201Arch:
+    """One NB201 architecture: the op on each of the 6 edges, in :data:`NB201_EDGES` order.
+
+    Immutable and hashable, so it can key dicts and sets (tabular lookups, search histories).
+    """
+
+    ops: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        ops = tuple(self.ops)
+        if len(ops) != len(NB201_EDGES):
+            raise GenotypeError(f"nb201 arch: needs {len(NB201_EDGES)} edge ops, got {len(ops)}")
+        for k, op in enumerate(ops):
+            if op not in NB201_OPS:
+                src, dst = NB201_EDGES[k]
+                raise GenotypeError(
+                    f"nb201 arch: edge {k} ({src}->{dst}) has unknown op {op!r}; known ops: {', '.join(NB201_OPS)}"
+                )
+        object.__setattr__(self, "ops", ops)
+
+    # ------------------------------------------------------------------ string form
+    @classmethod
+    def parse(cls, text: str) -> "NB201Arch":
+        """Parse the standard string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` strictly."""
+        if not isinstance(text, str):
+            raise GenotypeError(f"nb201 arch: expected a string, got {type(text).__name__}")
+        s = text.strip()
+        nodes = s.split("+")
+        if len(nodes) != NB201_NODES - 1:
+            raise GenotypeError(
+                f"nb201 arch {text!r}: expected {NB201_NODES - 1} nodes separated by '+', got {len(nodes)}"
+            )
+        ops: list[str] = []
+        for j, node in enumerate(nodes, start=1):
+            m = _NODE_RE.match(node)
+            if not m:
+                raise GenotypeError(f"nb201 arch {text!r}: node {j} must look like |op~0|...|, got {node!r}")
+            items = m.group(1).split("|")
+            if len(items) != j:
+                raise GenotypeError(f"nb201 arch {text!r}: node {j} needs {j} inputs, got {len(items)}")
+            for i, item in enumerate(items):
+                op, sep, idx = item.partition("~")
+                if not sep:
+                    raise GenotypeError(f"nb201 arch {text!r}: node {j} entry {item!r} must be op~input")
+                if op not in NB201_OPS:
+                    raise GenotypeError(
+                        f"nb201 arch {text!r}: node {j} has unknown op {op!r}; known ops: {', '.join(NB201_OPS)}"
+                    )
+                if idx != str(i):
+                    raise GenotypeError(
+                        f"nb201 arch {text!r}: node {j} entry {i} must read from input {i}, got {idx!r}"
+                    )
+                ops.append(op)
+        return cls(tuple(ops))
+
+    def __str__(self) -> str:
+        parts, k = [], 0
+        for j in range(1, NB201_NODES):
+            parts.append("|" + "|".join(f"{self.ops[k + i]}~{i}" for i in range(j)) + "|")
+            k += j
+        return "+".join(parts)
+
+    def __repr__(self) -> str:
+        return f"NB201Arch({str(self)!r})"
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "space": SPACE, "arch": str(self)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "NB201Arch":
+        if not isinstance(d, dict):
+            raise GenotypeError(f"nb201 genotype: expected a JSON object, got {type(d).__name__}")
+        if d.get("format", FORMAT) != FORMAT:
+            raise GenotypeError(f"nb201 genotype.format: expected {FORMAT!r}, got {d.get('format')!r}")
+        if d.get("space", SPACE) != SPACE:
+            raise GenotypeError(f"nb201 genotype.space: expected {SPACE!r}, got {d.get('space')!r}")
+        version = d.get("version", VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+            raise GenotypeError(f"nb201 genotype.version: expected 1..{VERSION}, got {version!r}")
+        unknown = set(d) - {"format", "version", "space", "arch", "meta"}
+        if unknown:
+            raise GenotypeError(f"nb201 genotype: unknown field(s) {', '.join(sorted(unknown))}")
+        if "arch" not in d:
+            raise GenotypeError("nb201 genotype.arch: missing required field (the |op~0|+... string)")
+        return cls.parse(d["arch"])
+
+    def hash(self) -> str:
+        """A stable 16-hex-digit hash of the architecture string."""
+        return hashlib.sha256(str(self).encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ structure
+    def edges(self) -> Iterator[tuple[int, int, str]]:
+        """Yield ``(from_node, to_node, op)`` for every edge."""
+        for (src, dst), op in zip(NB201_EDGES, self.ops):
+            yield src, dst, op
+
+    def index(self) -> int:
+        """Position in :func:`all_archs` (base-5 number of op indices, first edge most significant)."""
+        n = 0
+        for op in self.ops:
+            n = n * len(NB201_OPS) + NB201_OPS.index(op)
+        return n
+
+    def neighbours(self) -> list["NB201Arch"]:
+        """All architectures that differ in exactly one edge's op (6 x 4 = 24)."""
+        out = []
+        for k, cur in enumerate(self.ops):
+            for op in NB201_OPS:
+                if op != cur:
+                    out.append(NB201Arch(self.ops[:k] + (op,) + self.ops[k + 1 :]))
+        return out
+
+    @classmethod
+    def from_weights(cls, weights: "torch.Tensor | Sequence[Sequence[float]]") -> "NB201Arch":
+        """Derive the arch from per-edge op weights of shape ``(6, 5)`` (argmax per edge), as
+        one-shot methods on NB201 do; columns follow :data:`NB201_OPS`."""
+        w = torch.as_tensor(weights, dtype=torch.float64)
+        if tuple(w.shape) != (len(NB201_EDGES), len(NB201_OPS)):
+            raise GenotypeError(
+                f"nb201 weights: expected shape ({len(NB201_EDGES)}, {len(NB201_OPS)}), got {tuple(w.shape)}"
+            )
+        return cls(tuple(NB201_OPS[int(i)] for i in w.argmax(dim=1)))
+
+    @classmethod
+    def random(cls, seed: "int | _random.Random | None" = None) -> "NB201Arch":
+        """A uniformly random architecture; ``seed`` is an int or a ``random.Random``."""
+        rng = seed if isinstance(seed, _random.Random) else _random.Random(seed)
+        return cls(tuple(rng.choice(NB201_OPS) for _ in NB201_EDGES))
+
+
+def parse_arch(spec: "str | dict | NB201Arch") -> NB201Arch:
+    """Accept an arch string, a genotype dict or an :class:`NB201Arch`."""
+    if isinstance(spec, NB201Arch):
+        return spec
+    if isinstance(spec, dict):
+        return NB201Arch.from_dict(spec)
+    return NB201Arch.parse(spec)
+
+
+def all_archs() -> list[NB201Arch]:
+    """Every architecture of the space (15625), in :meth:`NB201Arch.index` order."""
+    return [NB201Arch(ops) for ops in itertools.product(NB201_OPS, repeat=len(NB201_EDGES))]
+
+
+def sample_archs(n: int, seed: int) -> list[NB201Arch]:
+    """``n`` distinct architectures drawn uniformly without replacement."""
+    idx = _random.Random(seed).sample(range(len(NB201_OPS) ** len(NB201_EDGES)), n)
+    every = all_archs()
+    return [every[i] for i in idx]
+
+
+# ---------------------------------------------------------------------------- search cell
+@dataclass(frozen=True)
+class NB201SearchCell:
+    """The NB201 cell as data for a one-shot supernet.
+
+    ``edges[k] = (from_node, to_node)``; node 0 is the cell input and node ``nodes - 1`` its
+    output; node ``j`` is the sum over its incoming edges. A supernet puts one mixed op over
+    ``candidates`` on each edge (build a candidate with ``op_factory(name, C, stride, affine)``;
+    NB201 cells always use stride 1 and keep ``C`` channels) and derives the final arch with
+    :meth:`NB201Arch.from_weights` on its ``(len(edges), len(candidates))`` weights.
+    """
+
+    nodes: int
+    edges: tuple[tuple[int, int], ...]
+    candidates: tuple[str, ...]
+    op_factory: Callable[..., nn.Module]
+
+    def incoming(self, node: int) -> list[int]:
+        """Indices of the edges that feed ``node``."""
+        return [k for k, (_, dst) in enumerate(self.edges) if dst == node]
+
+
+def search_cell() -> NB201SearchCell:
+    """The NB201 search cell description (see :class:`NB201SearchCell`)."""
+    return NB201SearchCell(NB201_NODES, NB201_EDGES, NB201_OPS, _nb201_op)
+
+
+# ---------------------------------------------------------------------------- network
+class NB201Cell(nn.Module):
+    """A fixed NB201 cell (the reference ``InferCell``): node j = sum of op(node i), i < j."""
+
+    def __init__(self, arch: NB201Arch, C: int):
+        super().__init__()
+        self.edges = list(NB201_EDGES)
+        self.ops = nn.ModuleList(_nb201_op(op, C) for op in arch.ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for j in range(1, NB201_NODES):
+            nodes.append(sum(self.ops[k](nodes[src]) for k, (src, dst) in enumerate(self.edges) if dst == j))
+        return nodes[-1]
+
+
+class ResNetBasicBlock(nn.Module):
+    """The reduction block between NB201 stages: two ReLU-conv-BN 3x3 (the first strided) plus
+    a shortcut of 2x2 average pooling and a 1x1 conv, as in the benchmark's reference."""
+
+    def __init__(self, C_in: int, C_out: int, stride: int = 2):
+        super().__init__()
+        self.conv_a = ReLUConvBN(C_in, C_out, 3, stride, 1, True)
+        self.conv_b = ReLUConvBN(C_out, C_out, 3, 1, 1, True)
+        if stride == 2:
+            self.downsample: nn.Module | None = nn.Sequential(
+                nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
+                nn.Conv2d(C_in, C_out, kernel_size=1, stride=1, padding=0, bias=False),
+            )
+        elif C_in != C_out:
+            self.downsample = ReLUConvBN(C_in, C_out, 1, 1, 0, True)
+        else:
+            self.downsample = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv_b(self.conv_a(x))
+        res = self.downsample(x) if self.downsample is not None else x
+        return res + out
+
+
+class NB201Network(nn.Module):
+    """The NB201 evaluation network (the reference ``TinyNetwork``)."""
+
+    def __init__(self, arch: NB201Arch, C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.arch = arch
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        layers: list[nn.Module] = []
+        C_prev = C
+        for stage, width in enumerate((C, 2 * C, 4 * C)):
+            if stage > 0:
+                layers.append(ResNetBasicBlock(C_prev, width, 2))
+                C_prev = width
+            layers.extend(NB201Cell(arch, width) for _ in range(N))
+        self.cells = nn.Sequential(*layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.lastact(self.cells(self.stem(x)))
+        return self.classifier(self.global_pooling(out).flatten(1))
+
+
+def build_nb201_network(
+    arch: "NB201Arch | str | dict", C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3
+) -> NB201Network:
+    """Build the evaluation network of ``arch`` (defaults: the benchmark's C=16, N=5)."""
+    return NB201Network(parse_arch(arch), C=C, N=N, num_classes=num_classes, in_channels=in_channels)
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters (BN running statistics excluded), as the benchmark counts them."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def nb201_params_m(arch: "NB201Arch | str", num_classes: int = 10, C: int = 16, N: int = 5) -> float:
+    """Parameters in millions, rounded like the benchmark records (6 decimals)."""
+    return round(count_params(build_nb201_network(arch, C, N, num_classes)) / 1e6, 6)
