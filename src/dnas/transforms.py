@@ -173,12 +173,13 @@ class Cutout:
         n, _, h, w = x.shape
         cy = torch.randint(0, h, (n,), generator=g).to(x.device)
         cx = torch.randint(0, w, (n,), generator=g).to(x.device)
-        y0 = (cy - self.length // 2).view(n, 1, 1)
-        x0 = (cx - self.length // 2).view(n, 1, 1)
-        r = torch.arange(h, device=x.device).view(1, h, 1)
-        s = torch.arange(w, device=x.device).view(1, 1, w)
-        hole = (r >= y0) & (r < y0 + self.length) & (s >= x0) & (s < x0 + self.length)
-        return x.masked_fill(hole.unsqueeze(1), 0.0)
+        # distance from the hole's first row/column, in [0, length) inside the hole
+        dr = torch.arange(h, device=x.device).view(1, h) - (cy - self.length // 2).view(n, 1)
+        dc = torch.arange(w, device=x.device).view(1, w) - (cx - self.length // 2).view(n, 1)
+        rows = (dr >= 0) & (dr < self.length)
+        cols = (dc >= 0) & (dc < self.length)
+        keep = ~(rows.view(n, 1, h, 1) & cols.view(n, 1, 1, w))
+        return x * keep.to(x.dtype)
 
     def __repr__(self) -> str:
         return f"Cutout(length={self.length})"
