@@ -1,0 +1,132 @@
+"""The relaxation interface: how one edge of a supernet mixes its candidate ops.
+
+A relaxation decides three things, and nothing else:
+
+* which module computes an edge (:meth:`Relaxation.mixed_op`), given per-op weights;
+* how architecture logits become the per-op weights used in the forward pass
+  (:meth:`Relaxation.op_weights`: softmax for DARTS, a hard Gumbel sample for GDAS, ...);
+* optional per-edge scalars (:meth:`Relaxation.edge_weights`: PC-DARTS edge normalisation).
+
+The supernet owns the parameters; relaxations are stateless apart from their options, so a new
+relaxation is one module that subclasses :class:`Relaxation` and registers itself in
+:data:`RELAXATIONS`.
+"""
+from __future__ import annotations
+
+import abc
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dnas.ops import make_op
+from dnas.registry import Registry
+
+RELAXATIONS: Registry[type["Relaxation"]] = Registry("relaxation")
+
+
+def node_slices(steps: int) -> list[slice]:
+    """Edge index ranges of each intermediate node: node i has edges from the 2 inputs and the
+    i earlier nodes, so the slices are [0:2], [2:5], [5:9], [9:14] for 4 steps."""
+    out, start = [], 0
+    for i in range(steps):
+        out.append(slice(start, start + i + 2))
+        start += i + 2
+    return out
+
+
+def num_edges(steps: int) -> int:
+    return sum(i + 2 for i in range(steps))
+
+
+class SharedReluOps(nn.Module):
+    """The candidate ops of one edge, with the leading ReLU that DARTS conv ops share computed
+    once per edge instead of once per op (same result, less time and activation memory)."""
+
+    def __init__(self, C: int, stride: int, primitives: Sequence[str], skip_none: bool = True):
+        super().__init__()
+        self.stride = stride
+        self.primitives = list(primitives)
+        self.ops = nn.ModuleList()
+        self._relu_first: list[bool] = []
+        for name in self.primitives:
+            op = make_op(name, C, stride, affine=False)
+            if "pool" in name:  # DARTS: search-time pooling is followed by a non-affine BN
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            relu_first = isinstance(op, nn.Sequential) and len(op) > 1 and isinstance(op[0], nn.ReLU)
+            self._relu_first.append(relu_first)
+            self.ops.append(op)
+        # `none` contributes w * 0 to the sum: its output and its gradient w.r.t. every
+        # parameter (including its own weight) are exactly zero, so it is never computed.
+        self._active = [i for i, n in enumerate(self.primitives) if not (skip_none and n == "none")]
+
+    def run(self, i: int, x: torch.Tensor, xr: torch.Tensor | None) -> torch.Tensor:
+        op = self.ops[i]
+        if self._relu_first[i]:
+            h = xr
+            for m in list(op)[1:]:
+                h = m(h)
+            return h
+        return op(x)
+
+    def weighted_sum(self, x: torch.Tensor, weights: torch.Tensor, indices: Sequence[int] | None = None) -> torch.Tensor:
+        idx = self._active if indices is None else [i for i in indices if i in self._active]
+        xr = F.relu(x) if any(self._relu_first[i] for i in idx) else None
+        out = None
+        for i in idx:
+            y = weights[i] * self.run(i, x, xr)
+            out = y if out is None else out + y
+        if out is None:  # every weight on `none`
+            out = self._zeros_like_output(x)
+        return out
+
+    def _zeros_like_output(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :: self.stride, :: self.stride] * 0.0
+
+
+class Relaxation(abc.ABC):
+    """Base class: softmax over op logits, no edge scalars. Subclasses override what differs."""
+
+    name = "base"
+    #: Whether the supernet should create per-edge parameters (beta) for this relaxation.
+    uses_edge_params = False
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def mixed_op(self, C: int, stride: int, primitives: Sequence[str]) -> nn.Module:
+        """The module computing one edge: ``forward(x, weights)`` with weights of shape (ops,)."""
+
+    def op_weights(self, alpha: torch.Tensor, *, training: bool) -> torch.Tensor:
+        """(edges, ops) weights used in the forward pass."""
+        return F.softmax(alpha, dim=-1)
+
+    def edge_weights(self, beta: torch.Tensor | None, steps: int) -> torch.Tensor | None:
+        """(edges,) scalars multiplying each edge's output, or None."""
+        return None
+
+    def derive_weights(self, alpha: torch.Tensor, beta: torch.Tensor | None, steps: int) -> torch.Tensor:
+        """(edges, ops) weights used to derive the discrete genotype."""
+        w = F.softmax(alpha, dim=-1)
+        ew = self.edge_weights(beta, steps)
+        if ew is not None:
+            w = w * ew.unsqueeze(-1)
+        return w
+
+    def on_epoch(self, epoch: int, epochs: int) -> None:
+        """Hook for schedules (temperatures, drop rates). Default: nothing."""
+
+    def state(self) -> dict:
+        """Schedule state to checkpoint (plain python values)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        pass
+
+
+def make_relaxation(name: str, **options) -> Relaxation:
+    cls = RELAXATIONS.get(name, "relaxation")
+    return cls(**options)
