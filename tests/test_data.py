@@ -100,6 +100,19 @@ def test_image_folder_rgb_train_test_and_resize(tmp_path):
     assert torch.equal(s.test[0], d.test_x) and len(s.train[1]) + len(s.val[1]) == 7
 
 
+def test_image_folder_train_only_and_val_as_test(tmp_path):
+    _write_pngs(tmp_path / "a" / "train", {"x": 2, "y": 2})
+    d = load_dataset(tmp_path / "a")
+    assert d.classes == ["x", "y"] and len(d) == 4 and d.test_x is None
+    _write_pngs(tmp_path / "a" / "val", {"y": 1}, seed=3)
+    d = load_dataset(tmp_path / "a")
+    assert d.test_y.tolist() == [1]  # test classes use the train folder's class indices
+    _write_pngs(tmp_path / "b" / "train", {"x": 2})
+    _write_pngs(tmp_path / "b" / "test", {"z": 1})
+    with pytest.raises(DataError, match="z"):
+        load_dataset(tmp_path / "b")
+
+
 def test_image_folder_non_square_needs_image_size(tmp_path):
     _write_pngs(tmp_path / "wide", {"a": 2, "b": 2}, size=(8, 4))
     with pytest.raises(DataError, match="image_size"):
@@ -347,3 +360,23 @@ def test_default_transforms(digits):
     ev = default_eval_transform(digits)(digits.x, _gen(0))
     assert abs(float(ev.mean())) < 1e-4 and abs(float(ev.std()) - 1) < 1e-3
     assert torch.equal(Compose([])(x, _gen(0)), x)
+
+
+def test_pipeline_trains_a_small_net_on_digits(digits):
+    """End to end: split, augmented Batches and eval transform feed real SGD steps that learn."""
+    torch.manual_seed(0)
+    s = split_dataset(digits, seed=0)
+    train = Batches(*s.trainval, 64, shuffle=True, seed=0,
+                    transform=default_train_transform(digits, augment=True, cutout=2))
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 8, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    for epoch in range(2):
+        train.set_epoch(epoch)
+        for xb, yb in train:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(xb), yb).backward()
+            opt.step()
+    with torch.no_grad():
+        pred = net(default_eval_transform(digits)(s.test[0], _gen(0))).argmax(1)
+    assert float((pred == s.test[1]).float().mean()) > 0.8  # chance is 0.1; ~0.9 seen

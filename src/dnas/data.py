@@ -182,6 +182,12 @@ def _finish(data: ImageData, image_size: int | None) -> ImageData:
     return data
 
 
+def _reason(e: BaseException) -> str:
+    """First line of an exception's text, so wrapped errors keep DataError messages one line."""
+    lines = str(e).strip().splitlines()
+    return f"{e.__class__.__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
 def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y.astype(np.int64))
 
@@ -259,7 +265,7 @@ def _load_npz(path: Path) -> ImageData:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .npz ({e.__class__.__name__}: {e}); "
+        raise DataError(f"{path}: not a readable .npz ({_reason(e)}); "
                         "write it with numpy.savez(path, x=images, y=labels)") from None
     for key in ("x", "y"):
         if key not in arrays:
@@ -312,7 +318,7 @@ def _read_pickle(path: Path) -> dict:
         with open(path, "rb") as fh:
             obj = _ArrayUnpickler(fh, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as e:
-        raise DataError(f"{path}: not a CIFAR python batch ({e}); use the 'python version' "
+        raise DataError(f"{path}: not a CIFAR python batch ({_reason(e)}); use the 'python version' "
                         "archive (cifar-10-batches-py / cifar-100-python)") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a pickled dict, got {type(obj).__name__}; "
@@ -409,7 +415,7 @@ def _read_images(files: list[Path]) -> tuple[list[np.ndarray], bool]:
                 im = im.convert("L" if grey else "RGB")
                 arr = np.asarray(im, dtype=np.uint8)
         except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise DataError(f"{f}: cannot decode image ({e}); remove or re-save the file") from None
+            raise DataError(f"{f}: cannot decode image ({_reason(e)}); remove or re-save the file") from None
         colour |= not grey
         arrays.append(arr[:, :, None] if arr.ndim == 2 else arr)
     return arrays, colour
@@ -431,8 +437,10 @@ def _stack(arrays: list[np.ndarray], colour: bool, image_size: int | None, where
 
 
 def _load_image_folder(root: Path, image_size: int | None) -> ImageData:
-    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
-    split_layout = (root / "train").is_dir() and test_dir is not None
+    # root/train/<class>/... (+ optional root/test or root/val) versus root/<class>/...:
+    # a "train" folder that holds class folders rather than images is the split layout.
+    split_layout = (root / "train").is_dir() and not _image_files(root / "train")
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None) if split_layout else None
     train_root = root / "train" if split_layout else root
     train = _class_dirs(train_root)
     if not train:
@@ -440,7 +448,7 @@ def _load_image_folder(root: Path, image_size: int | None) -> ImageData:
                         f"{train_root}/<class_name>/*.png (or .jpg), or train/ and test/ folders of those")
     classes = list(train)
     index = {c: i for i, c in enumerate(classes)}
-    test = _class_dirs(test_dir) if split_layout else {}
+    test = _class_dirs(test_dir) if test_dir is not None else {}
     unknown = sorted(set(test) - set(index))
     if unknown:
         raise DataError(f"{test_dir}: classes {unknown} are not in {train_root}; "
@@ -477,8 +485,10 @@ def load_dataset(spec: str | os.PathLike, *, image_size: int | None = None) -> I
         if looks_like_path:
             raise DataError(f"dataset path {text!r} does not exist; check the path or use a built-in "
                             f"name ({', '.join(BUILTIN)})")
+        hint = " (for CIFAR, pass the extracted cifar-10-batches-py / cifar-100-python folder)" \
+            if "cifar" in text.lower() else ""
         raise DataError(f"unknown dataset {text!r}; use a built-in name ({', '.join(BUILTIN)}) or a path "
-                        "to an image folder, CIFAR python directory or .npz file")
+                        f"to an image folder, CIFAR python directory or .npz file{hint}")
     if path.is_file():
         if path.suffix.lower() != ".npz":
             raise DataError(f"{path}: unsupported file type {path.suffix!r}; give an .npz with arrays "
