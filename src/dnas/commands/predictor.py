@@ -1,0 +1,38 @@
+"""``dnas predictor evaluate``: how well a performance predictor ranks unseen architectures."""
+from __future__ import annotations
+
+import typer
+
+from dnas.cli import app
+from dnas.commands.common import emit_json
+
+predictor_app = typer.Typer(no_args_is_help=True, help="Performance predictors (GCN, MLP) on benchmark records.")
+app.add_typer(predictor_app, name="predictor")
+
+
+@predictor_app.command("evaluate")
+def evaluate(
+    records: str = typer.Option("nb201_cifar10", help="records JSON file (NB201 'arch' records) or built-in name"),
+    predictor: str = typer.Option("gcn", help="gcn | mlp"),
+    train_size: int = typer.Option(100, min=2, help="training archs per seed; the rest are scored"),
+    seeds: int = typer.Option(3, min=1, help="number of train/test splits (seeds 0..N-1)"),
+    loss: str = typer.Option("rank", help="rank (pairwise) | mse | both"),
+    epochs: int = typer.Option(200, min=0),
+    ensemble: int = typer.Option(3, min=1, help="models averaged per seed"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Train on --train-size records per seed and report Kendall tau / Spearman on the rest."""
+    from dnas.predictors.metrics import predictor_evaluate
+
+    res = predictor_evaluate(records, predictor, train_size, seeds, loss=loss, epochs=epochs, ensemble=ensemble)
+    if as_json:
+        emit_json(res)
+        return
+    b = res["baselines"]
+    typer.echo(
+        f"{predictor}: kendall tau {res['kendall_tau']:.3f} (std {res['kendall_tau_std']:.3f}), "
+        f"spearman {res['spearman']:.3f} on {res['test_size']} held-out archs, {len(res['seeds'])} seeds"
+    )
+    for k in ("params_kendall_tau", "flops_kendall_tau", "untrained_kendall_tau"):
+        if k in b:
+            typer.echo(f"  baseline {k.replace('_kendall_tau', '')}: tau {b[k]:.3f}")

@@ -1,0 +1,152 @@
+"""Neural performance predictors: the shared training recipe and the MLP baseline.
+
+:class:`NeuralPredictor` holds what the GCN (:mod:`dnas.predictors.gcn`) and the MLP share, so
+that comparing them compares encodings, not training tricks:
+
+* targets are standardised on the training set (accuracies span 10-91% on NB201; a few
+  collapsed archs would otherwise dominate an MSE loss);
+* ``loss`` is ``"mse"``, ``"rank"`` (pairwise logistic loss over all ordered training pairs,
+  as in BRP-NAS: a search only needs the *order* of candidates) or ``"both"`` (their sum);
+* full-batch Adam for ``epochs`` steps - the training sets are tens to hundreds of archs;
+* an ensemble of ``ensemble`` members with seeds derived from ``seed``; each member's outputs
+  are standardised with its own statistics on the training set before averaging, so members
+  trained with a scale-free ranking loss can be averaged;
+* all randomness comes from ``seed`` and the global torch RNG state is left untouched.
+
+``predict`` returns accuracy-scaled scores (``mean + std * score`` of the training targets):
+with ``loss="mse"`` they estimate accuracy, with the ranking loss only their order matters.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dnas.errors import ConfigError
+from dnas.predictors.encodings import onehot_batch
+
+LOSSES = ("mse", "rank", "both")
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread, then restore the previous setting.
+
+    The predictors' tensors are tiny (a few hundred graphs of 8 nodes); on a loaded machine,
+    torch's thread pool only adds synchronisation: one GCN fit measured 3 s on one thread and
+    49 s on two with other processes competing for the cores.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class NeuralPredictor:
+    """Base class: subclasses define :meth:`build` (one fresh model) and :meth:`features`."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        loss: str = "rank",
+        epochs: int = 200,
+        lr: float = 1e-3,
+        weight_decay: float = 5e-4,
+        hidden: int = 64,
+        ensemble: int = 3,
+    ):
+        if loss not in LOSSES:
+            raise ConfigError(f"predictor loss: must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if epochs < 0 or ensemble < 1 or hidden < 1:
+            raise ConfigError("predictor: epochs must be >= 0, ensemble >= 1 and hidden >= 1")
+        self.seed, self.loss, self.epochs, self.lr = int(seed), loss, int(epochs), float(lr)
+        self.weight_decay, self.hidden, self.ensemble = float(weight_decay), int(hidden), int(ensemble)
+        self.members: list[tuple[nn.Module, float, float]] = []
+        self.y_mean, self.y_std = 0.0, 1.0
+
+    # ------------------------------------------------------------------ subclass hooks
+    def build(self) -> nn.Module:
+        raise NotImplementedError("subclasses build their model")  # pragma: no cover
+
+    def features(self, archs: Sequence[Any]) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError("subclasses encode architectures")  # pragma: no cover
+
+    # ------------------------------------------------------------------ training
+    def _loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = pred.new_zeros(())
+        if self.loss in ("mse", "both"):
+            out = out + F.mse_loss(pred, y)
+        if self.loss in ("rank", "both"):
+            diff = pred[:, None] - pred[None, :]
+            sign = torch.sign(y[:, None] - y[None, :])
+            mask = sign != 0
+            if mask.any():
+                out = out + F.softplus(-sign[mask] * diff[mask]).mean()
+        return out
+
+    def fit(self, archs: Sequence[Any], accuracies: Sequence[float]) -> "NeuralPredictor":
+        """Train the ensemble on ``archs`` and their accuracies."""
+        y = torch.as_tensor(np.asarray(accuracies, dtype=np.float32))
+        if len(archs) != len(y) or len(y) < 2:
+            raise ConfigError(f"predictor fit: need >= 2 archs with one accuracy each, got {len(archs)} and {len(y)}")
+        self.y_mean = float(y.mean())
+        self.y_std = float(y.std()) or 1.0
+        yn = (y - self.y_mean) / self.y_std
+        feats = self.features(archs)
+        self.members = []
+        with torch.random.fork_rng(devices=[]), single_thread():
+            for m in range(self.ensemble):
+                torch.manual_seed(self.seed * 1009 + m)
+                model = self.build()
+                opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+                model.train()
+                for _ in range(self.epochs):
+                    opt.zero_grad()
+                    self._loss(model(*feats), yn).backward()
+                    opt.step()
+                model.eval()
+                with torch.no_grad():
+                    out = model(*feats)
+                self.members.append((model, float(out.mean()), float(out.std()) or 1.0))
+        return self
+
+    def predict(self, archs: Sequence[Any]) -> np.ndarray:
+        """Accuracy-scaled scores for ``archs`` (higher = predicted better)."""
+        if not self.members:
+            raise ConfigError("predictor: call fit() before predict()")
+        feats = self.features(archs)
+        total = torch.zeros(len(archs))
+        with torch.no_grad(), single_thread():
+            for model, mu, sd in self.members:
+                out = model(*feats)
+                total += out if self.loss == "mse" else (out - mu) / sd
+        score = total / len(self.members)
+        return (self.y_mean + self.y_std * score).numpy().astype(np.float64)
+
+
+class MLP(nn.Module):
+    """Two hidden ReLU layers on the flat one-hot encoding."""
+
+    def __init__(self, n_in: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+class MLPPredictor(NeuralPredictor):
+    """The baseline: an MLP on the 30-value edge-op one-hot (:func:`~dnas.predictors.encodings.onehot`)."""
+
+    def build(self) -> nn.Module:
+        return MLP(30, self.hidden)
+
+    def features(self, archs: Sequence[Any]) -> tuple[torch.Tensor, ...]:
+        return (onehot_batch(archs),)
