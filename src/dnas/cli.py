@@ -33,29 +33,30 @@ def _load_commands() -> None:
                 raise
 
 
+@app.callback()
+def _root() -> None:
+    """dnas: differentiable neural architecture search (DARTS, PC-DARTS and friends)."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Entry point: usage errors are handled by typer/click (exit 2); a
+    :class:`~dnas.errors.DnasError` becomes ``error: <one line>`` on stderr with exit 2."""
     from dnas.errors import DnasError
 
     _load_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="dnas")
     except DnasError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
-    except typer.Exit as e:
-        return e.exit_code
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
         return 130
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
     return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # run through the importable module, so command modules register on the same `app`
+    from dnas.cli import main as _main
+
+    sys.exit(_main())

@@ -97,12 +97,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _format_validation_error(e: ValidationError, source: str) -> str:
+def _format_validation_error(e: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "config"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = f"unknown field; allowed fields: {', '.join(SearchConfig.model_fields)}"
+        msg = f"unknown field; allowed fields: {', '.join((model or SearchConfig).model_fields)}"
     more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
     return f"{source}: field '{loc}': {msg}{more}"
 

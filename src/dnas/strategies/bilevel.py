@@ -48,6 +48,9 @@ def _check_finite(loss: torch.Tensor, where: str, epoch: int, step: int) -> None
 class Architect:
     """Architecture optimizer: Adam on alpha/beta, first- or second-order gradients."""
 
+    #: Finite-difference radius numerator: R = fd_radius / ||v|| (0.01 in the DARTS code).
+    fd_radius = 0.01
+
     def __init__(self, model: Supernet, cfg: SearchConfig) -> None:
         self.model = model
         self.unrolled = cfg.unrolled
@@ -91,7 +94,7 @@ class Architect:
         dalpha = [x if x is not None else torch.zeros_like(a) for x, a in zip(g[: len(arch)], arch)]
         vector = [x if x is not None else torch.zeros_like(u) for x, u in zip(g[len(arch) :], unrolled)]
         # Hessian-vector product d2L_train/(dalpha dw) . v by central finite differences.
-        R = 0.01 / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)
+        R = self.fd_radius / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)
         with torch.no_grad():
             for w, v in zip(weights, vector):
                 w.add_(v, alpha=R.item())

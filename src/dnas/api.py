@@ -1,0 +1,90 @@
+"""The Python API; each function mirrors a CLI command.
+
+>>> import dnas
+>>> result = dnas.search(epochs=2, data="digits", out="runs/demo")   # dnas search --epochs 2 ...
+>>> result.genotype, result.run_dir
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from dnas.config import SearchConfig, load_config, make_config
+from dnas.errors import ConfigError
+from dnas.run import RunDir
+
+
+def default_run_dir(kind: str) -> Path:
+    return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def search(
+    config: SearchConfig | dict | str | os.PathLike | None = None,
+    *,
+    preset: str | None = None,
+    out: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    progress: bool = False,
+    **overrides: Any,
+):
+    """Run a cell search and return a :class:`~dnas.strategies.bilevel.SearchResult`.
+
+    ``config`` is a :class:`SearchConfig`, a dict of fields, or a YAML file path; ``overrides``
+    are config fields (``epochs=2``). ``resume`` continues the run in that directory with the
+    config saved there."""
+    from dnas.strategies.bilevel import run_bilevel_search
+
+    if resume is not None:
+        if config is not None or overrides or preset:
+            raise ConfigError("--resume continues a run with its saved config; drop the other config options")
+        run = RunDir(resume).require_existing()
+        cfg = load_config(run.config)
+        return run_bilevel_search(cfg, run, resume=True, progress=progress)
+    if isinstance(config, SearchConfig):
+        cfg = make_config(overrides={**config.model_dump(), **overrides}) if overrides else config
+    elif isinstance(config, dict):
+        cfg = make_config(preset, overrides={**config, **overrides})
+    else:
+        cfg = make_config(preset, config, overrides)
+    if cfg.strategy != "bilevel":
+        raise ConfigError(f"strategy: {cfg.strategy!r} is not a cell-search strategy; use bilevel (or --space nb201 for discrete strategies)")
+    run = RunDir(out or default_run_dir("search")).create()
+    return run_bilevel_search(cfg, run, resume=False, progress=progress)
+
+
+def train(genotype, *, config=None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None, progress: bool = False, **overrides: Any):
+    """Train a genotype from scratch (mirrors ``dnas train``); returns the trainer's result."""
+    from dnas.genotype import load_genotype
+    from dnas.train import TrainConfig, load_train_config, train_genotype
+
+    if resume is not None:
+        run = RunDir(resume).require_existing()
+        cfg = load_train_config(run.config)
+        g = load_genotype(run.genotype)
+        return train_genotype(g, cfg, run.path, resume=True, progress=progress)
+    g = load_genotype(genotype)
+    cfg = make_train_config(config, overrides)
+    run = RunDir(out or default_run_dir("train")).create()
+    g.save(run.genotype)
+    return train_genotype(g, cfg, run.path, resume=False, progress=progress)
+
+
+def make_train_config(config=None, overrides: dict | None = None):
+    from pydantic import ValidationError
+
+    from dnas.config import _format_validation_error, read_yaml
+    from dnas.train import TrainConfig
+
+    values: dict[str, Any] = {}
+    if isinstance(config, dict):
+        values.update(config)
+    elif config is not None:
+        values.update(read_yaml(config))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except ValidationError as e:
+        source = str(config) if config is not None and not isinstance(config, dict) else "train config"
+        raise ConfigError(_format_validation_error(e, source, TrainConfig)) from None
