@@ -46,11 +46,12 @@ sampler, seeded from it), so the same seed and the same results give the same ru
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 from ConfigSpace import Configuration, ConfigurationSpace
@@ -238,6 +239,7 @@ class BOHB:
         ranker: Ranker | None = None,
         candidate_factor: int = 4,
         ranker_min_points: int = 10,
+        avoid_duplicates: bool = False,
     ) -> None:
         if not 0 < top_n_percent < 100:
             raise ConfigError("top_n_percent: must be in (0, 100); the reference value is 15")
@@ -262,6 +264,7 @@ class BOHB:
         self.ranker = ranker
         self.candidate_factor = max(1, int(candidate_factor))
         self.ranker_min_points = ranker_min_points
+        self.avoid_duplicates = avoid_duplicates
 
         self.pool = list(pool) if pool is not None else None
         if self.pool is not None:
@@ -353,8 +356,21 @@ class BOHB:
         return self.codec.decode(samples[int(np.argmax(acq))])
 
     def propose(self, exclude: set[str] | None = None) -> tuple[Configuration, bool]:
-        """One new configuration and whether the model chose it (else it is random)."""
+        """One new configuration and whether the model chose it (else it is random).
+
+        With ``avoid_duplicates`` (discrete spaces without a pool) a configuration proposed
+        before is redrawn, up to 20 times; HpBandSter does not do this, but on a discrete space a
+        repeat is a wasted evaluation. In pool mode repeats are excluded by construction.
+        """
         exclude = self._proposed if exclude is None else exclude
+        tries = 20 if (self.avoid_duplicates and self.pool is None) else 1
+        for _ in range(tries):
+            cfg, model_based = self._propose_once(exclude)
+            if config_key(cfg) not in exclude:
+                break
+        return cfg, model_based
+
+    def _propose_once(self, exclude: set[str]) -> tuple[Configuration, bool]:
         if self.kde_models and self.rng.random() >= self.random_fraction:
             cfg = self._model_config(exclude)
             if cfg is not None:
@@ -500,6 +516,226 @@ class BOHB:
         return self.result()
 
 
+# ---------------------------------------------------------------------------- discrete strategies
+# Registered in dnas.strategies.base.STRATEGIES so that run_discrete_search(strategy="bohb") works.
+from dnas.evaluators.base import EvalResult, Evaluator  # noqa: E402
+from dnas.strategies.base import STRATEGIES, DiscreteSpace, DiscreteStrategy, Proposal, Report  # noqa: E402
+
+
+def discrete_configspace(space: DiscreteSpace) -> ConfigurationSpace:
+    """One categorical hyperparameter ``d<i>`` per decision of ``space`` (choices = indices)."""
+    cs = ConfigurationSpace()
+    width = len(str(len(space.cardinalities) - 1))
+    cs.add([CategoricalHyperparameter(f"d{i:0{width}d}", list(range(int(c))))
+            for i, c in enumerate(space.cardinalities)])
+    return cs
+
+
+@STRATEGIES.register("bohb")
+class BOHBStrategy(DiscreteStrategy):
+    """BOHB as a discrete strategy: each architecture is a ConfigSpace config of categorical
+    decisions (NB201: the 6 edges' ops), so the KDEs are products of Aitchison-Aitken kernels.
+
+    Budgets. By default (``min_budget = max_budget = None``) the evaluator is taken to have one
+    fidelity, as tabular records do: BOHB then runs with a single budget, so ``s_max = 0``, every
+    bracket is one configuration at full fidelity and BOHB reduces to its model (KDE, 1/3
+    random) proposing one architecture per query. We chose this because a records table cannot
+    answer a lower fidelity: successive halving would re-query the same number, either wasting
+    queries or (if repeats were free) fitting the largest-budget KDE on a biased handful of
+    promoted architectures. Evaluators with a real fidelity (epochs) pass ``min_budget`` /
+    ``max_budget`` (e.g. 1 / 9) and get the full Hyperband schedule; each rung is then evaluated
+    as one batch, through Ray when ``executor="ray"`` (``ray_address`` for a cluster).
+
+    On a tabular evaluator the proposals come from its architectures (BOHB's ``pool`` mode) and
+    an architecture is never proposed twice, so queries equal distinct architectures.
+    """
+
+    def __init__(
+        self,
+        space: DiscreteSpace,
+        *,
+        seed: int,
+        candidates: Sequence[Hashable] | None = None,
+        min_budget: float | None = None,
+        max_budget: float | None = None,
+        eta: float = 3,
+        top_n_percent: int = 15,
+        num_samples: int = 64,
+        random_fraction: float = 1 / 3,
+        bandwidth_factor: float = 3,
+        min_bandwidth: float = 1e-3,
+        executor: str = "serial",
+        ray_address: str | None = None,
+        workers: int | None = None,
+        max_retries: int = 2,
+    ) -> None:
+        super().__init__(space, seed=seed, candidates=candidates)
+        if (min_budget is None) != (max_budget is None):
+            raise ConfigError("bohb: give both min_budget and max_budget, or neither (single fidelity)")
+        self.single_fidelity = min_budget is None
+        lo, hi = (1.0, 1.0) if self.single_fidelity else (float(min_budget), float(max_budget))
+        self.configspace = discrete_configspace(space)
+        self._names = list(self.configspace.keys())
+        pool = [self._config(a) for a in self.candidates] if self.candidates is not None else None
+        self.bohb = BOHB(
+            self.configspace, min_budget=lo, max_budget=hi, eta=eta, top_n_percent=top_n_percent,
+            num_samples=num_samples, random_fraction=random_fraction, bandwidth_factor=bandwidth_factor,
+            min_bandwidth=min_bandwidth, seed=seed, pool=pool, ranker=self._ranker(),
+            avoid_duplicates=True, **self._bohb_extra(),
+        )
+        from dnas.trials import make_executor
+
+        self.executor_kind = executor
+        self._executor_args = dict(kind=executor, address=ray_address, num_cpus=workers, max_retries=max_retries)
+        self._make_executor = make_executor
+        self._handed: dict[tuple[int, int], Job] = {}
+        self.failed: list[dict] = []
+
+    # hooks for BOHB+GCN
+    def _ranker(self) -> Ranker | None:
+        return None
+
+    def _bohb_extra(self) -> dict:
+        return {}
+
+    # ------------------------------------------------------------------ encoding
+    def _config(self, arch: Hashable) -> Configuration:
+        return Configuration(self.configspace, values=dict(zip(self._names, (int(v) for v in self.space.encode(arch)))))
+
+    def _arch(self, config: Configuration | Mapping[str, Any]) -> Hashable:
+        return self.space.decode([int(config[n]) for n in self._names])
+
+    def _proposal(self, job: Job) -> Proposal:
+        return Proposal(self._arch(job.config), budget=None if self.single_fidelity else job.budget)
+
+    # ------------------------------------------------------------------ ask / tell
+    def ask_batch(self) -> list[Proposal]:
+        """All proposals of the current rung not handed out yet (they can run in parallel)."""
+        jobs = [j for j in self.bohb.ask() if j.config_id not in self._handed]
+        for j in jobs:
+            self._handed[j.config_id] = j
+        return [self._proposal(j) for j in jobs]
+
+    def ask(self) -> Proposal:
+        jobs = [j for j in self.bohb.ask() if j.config_id not in self._handed]
+        if not jobs:
+            raise ConfigError("bohb: every job of the current rung is out; tell their results before asking again")
+        self._handed[jobs[0].config_id] = jobs[0]
+        return self._proposal(jobs[0])
+
+    def _job_for(self, proposal: Proposal) -> Job:
+        for cid, job in self._handed.items():
+            if self._arch(job.config) == proposal.arch and (self.single_fidelity or job.budget == proposal.budget):
+                return self._handed.pop(cid)
+        raise ConfigError(f"bohb: result for {proposal.arch} was never asked for")
+
+    def tell(self, proposal: Proposal, result: EvalResult) -> None:
+        super().tell(proposal, result)
+        self.bohb.tell(self._job_for(proposal), 100.0 - float(result.accuracy))
+
+    def tell_failure(self, proposal: Proposal, error: str) -> None:
+        """A trial that failed after its retries: BOHB counts it as loss +inf (kept in :attr:`failed`)."""
+        self.bohb.tell(self._job_for(proposal), None, error=error)
+        self.failed.append({"arch": self.space.to_str(proposal.arch), "budget": proposal.budget, "error": error})
+
+    def run(self, evaluator: Evaluator, max_queries: int, report: Report) -> None:
+        """Evaluate rung by rung (each rung one batch through the executor) until ``max_queries``."""
+        executor = self._make_executor(**self._executor_args)
+        try:
+            done = 0
+            while done < max_queries:
+                props = self.ask_batch()[: max_queries - done]
+                if not props:
+                    break
+                results = executor.map(evaluator.evaluate, [(p.arch, p.budget) for p in props])
+                for p, res in zip(props, results):
+                    if res.ok:
+                        self.tell(p, res.value)
+                        report(p, res.value)
+                    else:
+                        self.tell_failure(p, res.error or "failed")
+                    done += 1
+        finally:
+            executor.close()
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Run a small torch model on ``n`` threads: the predictor is tiny, and on a busy machine
+    intra-op threads oversubscribe the cores (a GCN fit measured 30 s on 2 threads, 0.9 s on 1)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@STRATEGIES.register("bohb-gcn")
+class BOHBGCNStrategy(BOHBStrategy):
+    """BOHB whose proposals are filtered by a GCN accuracy predictor before they are paid for.
+
+    At the start of every bracket BOHB proposes ``candidate_factor`` times as many architectures
+    as it needs (each as usual: a third random, the rest the best ``l/g`` of 64 KDE samples);
+    the predictor (:class:`dnas.predictors.gcn.GCNPredictor`), trained on every architecture
+    evaluated so far (refit after every ``refit_every`` new results), keeps those it ranks best.
+    Until ``min_train`` results exist, plain BOHB runs. NB201 only (the GCN reads NB201 DAGs).
+    """
+
+    def __init__(
+        self,
+        space: DiscreteSpace,
+        *,
+        seed: int,
+        candidates: Sequence[Hashable] | None = None,
+        predictor: str = "gcn",
+        candidate_factor: int = 4,
+        min_train: int = 10,
+        refit_every: int = 5,
+        predictor_epochs: int = 100,
+        predictor_ensemble: int = 1,
+        **options: Any,
+    ) -> None:
+        if space.name != "nb201":
+            raise ConfigError(f"strategy bohb-gcn: the GCN predictor reads NB201 cells; use --space nb201, not {space.name}")
+        if candidate_factor < 1 or min_train < 2 or refit_every < 1:
+            raise ConfigError("bohb-gcn: need candidate_factor >= 1, min_train >= 2 and refit_every >= 1")
+        self._pred_opts = dict(name=predictor, seed=seed, epochs=predictor_epochs, ensemble=predictor_ensemble)
+        self.candidate_factor, self.min_train, self.refit_every = candidate_factor, min_train, refit_every
+        self._predictor: Any = None
+        self._fitted_on = 0
+        self.predictor_fits = 0
+        super().__init__(space, seed=seed, candidates=candidates, **options)
+
+    def _bohb_extra(self) -> dict:
+        return dict(candidate_factor=self.candidate_factor, ranker_min_points=self.min_train)
+
+    def _ranker(self) -> Ranker:
+        def rank(cands: list[Configuration], observed: list[tuple[Configuration, float]]) -> np.ndarray:
+            best: dict[Hashable, float] = {}
+            for cfg, loss in observed:  # one target per architecture: its best (largest-budget) result
+                if np.isfinite(loss):
+                    a = self._arch(cfg)
+                    best[a] = min(best.get(a, np.inf), loss)
+            if len(best) < self.min_train:
+                return np.zeros(len(cands))
+            with _torch_threads(1):
+                if self._predictor is None or len(best) - self._fitted_on >= self.refit_every:
+                    from dnas.predictors import make_predictor
+
+                    opts = dict(self._pred_opts)
+                    self._predictor = make_predictor(opts.pop("name"), **opts)
+                    archs = list(best)
+                    self._predictor.fit(archs, [100.0 - best[a] for a in archs])
+                    self._fitted_on = len(best)
+                    self.predictor_fits += 1
+                return np.asarray(self._predictor.predict([self._arch(c) for c in cands]), dtype=float)
+
+        return rank
+
+
 def _split_value(value: Any) -> tuple[float | None, dict]:
     if isinstance(value, Mapping):
         extra = {k: v for k, v in value.items() if k != "loss"}
@@ -509,12 +745,15 @@ def _split_value(value: Any) -> tuple[float | None, dict]:
 
 __all__ = [
     "BOHB",
+    "BOHBGCNStrategy",
     "BOHBResult",
+    "BOHBStrategy",
     "Bracket",
     "Job",
     "Ranker",
     "VectorCodec",
     "budget_ladder",
     "config_key",
+    "discrete_configspace",
     "hyperband_brackets",
 ]
