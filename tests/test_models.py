@@ -1,0 +1,146 @@
+"""Evaluation networks: shapes on small/odd inputs, aux head, drop-path semantics, registry."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dnas.errors import ConfigError, GenotypeError
+from dnas.genotype import PUBLISHED, Genotype
+from dnas.models import NETWORKS, build_network
+from dnas.models.cell import Cell, PaddedFactorizedReduce, drop_path
+from dnas.models.heads import PoolTo2x2
+from dnas.ops import FactorizedReduce, Identity
+
+
+@pytest.mark.parametrize("net", ["cifar", "imagenet"])
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("size", [8, 28])
+def test_forward_shapes_train_and_eval(net, in_channels, size):
+    torch.manual_seed(0)
+    model = build_network("PC_DARTS_cifar", net=net, C=4, layers=3, num_classes=7,
+                          in_channels=in_channels, auxiliary=True, drop_path_prob=0.2)
+    x = torch.rand(2, in_channels, size, size)
+    model.train()
+    logits, aux = model(x)
+    assert logits.shape == (2, 7) and aux.shape == (2, 7)
+    assert torch.isfinite(logits).all() and torch.isfinite(aux).all()
+    model.eval()
+    out = model(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 7)
+
+
+def test_no_auxiliary_gives_none_and_no_aux_params():
+    model = build_network("DARTS_V2", C=4, layers=3, num_classes=10, in_channels=1)
+    model.train()
+    logits, aux = model(torch.rand(2, 1, 8, 8))
+    assert aux is None and logits.shape == (2, 10)
+    assert not any("auxiliary" in n for n, _ in model.named_parameters())
+
+
+def test_aux_head_uses_reference_pool_at_reference_size_and_adapts_elsewhere():
+    x = torch.randn(2, 5, 8, 8)
+    pool = PoolTo2x2(5, 3)  # CIFAR head: 8x8 -> 2x2 exactly like AvgPool2d(5, stride=3)
+    assert torch.equal(pool(x), F.avg_pool2d(x, 5, 3, count_include_pad=False))
+    x7 = torch.randn(2, 5, 7, 7)  # ImageNet head at 224 px sees 7x7
+    assert torch.equal(PoolTo2x2(5, 2)(x7), F.avg_pool2d(x7, 5, 2, count_include_pad=False))
+    for s in (1, 2, 3, 4, 14):
+        y = pool(torch.randn(2, 5, s, s))
+        assert y.shape == (2, 5, 2, 2)
+    # the adaptive branch averages: a constant map stays constant
+    assert torch.allclose(pool(torch.full((1, 1, 4, 4), 3.0)), torch.full((1, 1, 2, 2), 3.0))
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 8, 9])
+def test_padded_factorized_reduce_matches_ops_version(size):
+    torch.manual_seed(0)
+    ref = FactorizedReduce(4, 8)
+    ours = PaddedFactorizedReduce(4, 8)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 4, size, size)
+    assert torch.equal(ref(x), ours(x))
+
+
+def test_padded_factorized_reduce_handles_1x1():
+    assert PaddedFactorizedReduce(4, 8)(torch.randn(2, 4, 1, 1)).shape == (2, 8, 1, 1)
+
+
+def _uniform_genotype(op: str) -> Genotype:
+    edges = [(op, 0), (op, 1), (op, 0), (op, 2), (op, 1), (op, 3), (op, 2), (op, 4)]
+    return Genotype(edges, [2, 3, 4, 5], edges, [2, 3, 4, 5])
+
+
+def test_drop_path_never_touches_identity_edges():
+    torch.manual_seed(0)
+    cell = Cell(_uniform_genotype("skip_connect"), 6, 6, 4, reduction=False, reduction_prev=False)
+    assert all(isinstance(op, Identity) for op in cell.ops) and not any(cell.droppable)
+    cell.train()
+    s0, s1 = torch.randn(8, 6, 5, 5), torch.randn(8, 6, 5, 5)
+    # train-mode BN uses batch statistics either way, so only drop-path could make a difference
+    assert torch.equal(cell(s0, s1, 0.0), cell(s0, s1, 0.9))
+
+
+def test_drop_path_applies_to_weighted_ops_in_train_only():
+    torch.manual_seed(0)
+    cell = Cell(_uniform_genotype("sep_conv_3x3"), 6, 6, 4, reduction=False, reduction_prev=False)
+    assert all(cell.droppable)
+    s0, s1 = torch.randn(16, 6, 5, 5), torch.randn(16, 6, 5, 5)
+    cell.train()
+    clean = cell(s0, s1, 0.0)
+    dropped = cell(s0, s1, 0.9)
+    assert not torch.allclose(clean, dropped)
+    # with p=0.9 on both edges, node 2 (= concat slot 0) is exactly zero for some samples
+    node2 = dropped[:, :4]
+    assert (node2.flatten(1).abs().sum(1) == 0).any()
+    cell.eval()
+    assert torch.equal(cell(s0, s1, 0.0), cell(s0, s1, 0.9))
+
+
+def test_drop_path_function_zeroes_or_rescales_samples():
+    torch.manual_seed(0)
+    x = torch.ones(1000, 2, 3, 3)
+    y = drop_path(x, 0.25)
+    per_sample = y.flatten(1)
+    kept_rows = per_sample[:, 0] > 0
+    assert torch.equal(per_sample[~kept_rows], torch.zeros_like(per_sample[~kept_rows]))
+    assert torch.allclose(per_sample[kept_rows], torch.full_like(per_sample[kept_rows], 1 / 0.75))
+    kept = kept_rows.float().mean().item()
+    assert 0.7 < kept < 0.8
+    assert drop_path(x, 0.0) is x
+
+
+def test_network_drop_path_prob_attribute_is_used():
+    model = build_network("DARTS_V2", C=4, layers=3, num_classes=10, in_channels=1)
+    model.train()
+    x = torch.rand(8, 1, 8, 8)
+    torch.manual_seed(1)
+    a, _ = model(x)
+    model.drop_path_prob = 0.5
+    torch.manual_seed(1)
+    b, _ = model(x)
+    assert not torch.allclose(a, b)
+
+
+def test_custom_concat_and_steps_change_widths():
+    g = Genotype([("sep_conv_3x3", 0), ("skip_connect", 1), ("max_pool_3x3", 2), ("dil_conv_3x3", 0),
+                  ("avg_pool_3x3", 3), ("sep_conv_5x5", 1)], [3, 4],
+                 [("max_pool_3x3", 0), ("skip_connect", 1), ("sep_conv_3x3", 2), ("skip_connect", 0),
+                  ("dil_conv_5x5", 3), ("max_pool_3x3", 1)], [2, 3, 4])
+    g.validate()
+    model = build_network(g, C=4, layers=3, num_classes=3, in_channels=1)
+    assert model.cells[0].multiplier == 2 and model.cells[1].multiplier == 3
+    # classifier input = last cell's concat (3 nodes) x its width (C*4 after two reductions)
+    assert model.classifier.in_features == 3 * 16
+    model.eval()
+    assert model(torch.rand(2, 1, 8, 8)).shape == (2, 3)
+
+
+def test_registry_and_argument_errors():
+    assert {"cifar", "imagenet"} <= set(NETWORKS.names())
+    with pytest.raises(ConfigError, match="net"):
+        build_network("DARTS_V2", net="nope", C=4, layers=3, num_classes=10)
+    with pytest.raises(ConfigError, match="even"):
+        build_network("DARTS_V2", C=5, layers=3, num_classes=10)
+    with pytest.raises(GenotypeError):
+        build_network("NOT_A_GENOTYPE", C=4, layers=3, num_classes=10)
+    assert set(PUBLISHED) >= {"DARTS_V1", "DARTS_V2", "PC_DARTS_cifar", "PC_DARTS_image"}
