@@ -111,3 +111,19 @@ def test_params_equal_all_shipped_records():
         if round(n / 1e6, 6) != r["params_m"]:
             mismatches.append((r["arch"], n, r["params_m"]))
     assert not mismatches, mismatches[:3]
+
+
+def test_registered_in_network_registry():
+    from dnas.models import NETWORKS
+
+    cls = NETWORKS.get("nb201")
+    net = cls(ARCH, C=8, layers=3, num_classes=5)
+    x = torch.randn(2, 3, 16, 16)
+    net.train()
+    logits, aux = net(x)
+    assert logits.shape == (2, 5) and aux is None
+    net.eval()
+    assert net(x).shape == (2, 5)
+    assert count_params(cls(ARCH)) == count_params(build_nb201_network(ARCH))  # defaults: C=16, 15 cells
+    with pytest.raises(DnasError, match="multiple of 3"):
+        cls(ARCH, layers=8)

@@ -338,3 +338,45 @@ def count_params(model: nn.Module) -> int:
 def nb201_params_m(arch: "NB201Arch | str", num_classes: int = 10, C: int = 16, N: int = 5) -> float:
     """Parameters in millions, rounded like the benchmark records (6 decimals)."""
     return round(count_params(build_nb201_network(arch, C, N, num_classes)) / 1e6, 6)
+
+
+class NB201RegisteredNetwork(NB201Network):
+    """The NB201 network under the :data:`dnas.models.NETWORKS` contract (``net="nb201"``):
+    constructor ``(genotype, C, layers, num_classes, in_channels, auxiliary, drop_path_prob)``
+    with ``layers = 3 * N`` cells, a ``drop_path_prob`` attribute (NB201 trains without drop
+    path, so it is unused) and ``(logits, None)`` in train mode, plain logits in eval mode."""
+
+    def __init__(
+        self,
+        genotype: "NB201Arch | str | dict",
+        C: int = 16,
+        layers: int = 15,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+    ):
+        from dnas.errors import ConfigError
+
+        if layers < 3 or layers % 3:
+            raise ConfigError(f"layers: NB201 has 3 stages of N cells, so layers must be a multiple of 3, got {layers}")
+        if auxiliary:
+            raise ConfigError("auxiliary: the NB201 network has no auxiliary head; drop --auxiliary")
+        super().__init__(parse_arch(genotype), C=C, N=layers // 3, num_classes=num_classes, in_channels=in_channels)
+        self.drop_path_prob = drop_path_prob
+
+    def forward(self, x: torch.Tensor):  # type: ignore[override]
+        logits = super().forward(x)
+        return (logits, None) if self.training else logits
+
+
+def _register_network() -> None:
+    try:
+        from dnas.models import NETWORKS
+    except ImportError:  # pragma: no cover - models package missing
+        return
+    if "nb201" not in NETWORKS:
+        NETWORKS.register("nb201", NB201RegisteredNetwork)
+
+
+_register_network()
