@@ -116,6 +116,12 @@ class Relaxation(abc.ABC):
             w = w * ew.unsqueeze(-1)
         return w
 
+    def weight_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss of one weight step and the logits it saw. Default: cross-entropy of one forward.
+        Relaxations that train several sampled sub-graphs per step (MSG-DAS) override this."""
+        logits = model(x)
+        return F.cross_entropy(logits, y), logits
+
     def on_epoch(self, epoch: int, epochs: int) -> None:
         """Hook for schedules (temperatures, drop rates). Default: nothing."""
 

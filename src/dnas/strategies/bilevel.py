@@ -28,6 +28,8 @@ from dnas.progress import progress as progress_display
 from dnas.relax import make_relaxation
 from dnas.run import RunDir, resolve_device, rng_state, seed_everything, set_rng_state
 from dnas.spaces.darts import DartsSpace
+from dnas.registry import Registry
+from dnas.strategies.terms import arch_terms
 from dnas.supernet import Supernet
 
 
@@ -53,6 +55,8 @@ class Architect:
 
     def __init__(self, model: Supernet, cfg: SearchConfig) -> None:
         self.model = model
+        self.terms = arch_terms(cfg, model)
+        self.last_terms: dict[str, float] = {}
         self.unrolled = cfg.unrolled
         self.momentum = cfg.momentum
         self.weight_decay = cfg.weight_decay
@@ -67,6 +71,19 @@ class Architect:
         else:
             loss = F.cross_entropy(self.model(xv), yv)
             grads = torch.autograd.grad(loss, arch)  # weight gradients are never computed
+        grads = list(grads)
+        if self.terms:
+            # Extra objective terms (cost, regularisers) depend on the architecture parameters
+            # only, so their gradient simply adds to the validation-loss gradient.
+            extra, self.last_terms = None, {}
+            for name, term in self.terms.items():
+                value = term(self.model)
+                if value is not None:
+                    self.last_terms[name] = float(value.detach())
+                    extra = value if extra is None else extra + value
+            if extra is not None:
+                tg = torch.autograd.grad(extra, arch, allow_unused=True)
+                grads = [g if t is None else g + t for g, t in zip(grads, tg)]
         for p, g in zip(arch, grads):
             p.grad = g
         self.optimizer.step()
@@ -124,7 +141,18 @@ def _evaluate(model: torch.nn.Module, batches, device) -> tuple[float, float]:
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
-def build_supernet(cfg: SearchConfig, num_classes: int, in_channels: int) -> Supernet:
+#: Supernet builders by ``cfg.space``: ``builder(cfg, num_classes, in_channels) -> nn.Module``.
+#: A supernet exposes ``arch_parameters()``, ``weights()``, ``named_weights()``, ``relax``,
+#: ``genotype(**meta)`` and ``arch_summary()`` (see :class:`dnas.supernet.Supernet`).
+SUPERNETS: Registry = Registry("search space")
+
+
+def build_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
+    return SUPERNETS.get(cfg.space, "space")(cfg, num_classes, in_channels)
+
+
+@SUPERNETS.register("darts")
+def build_darts_supernet(cfg: SearchConfig, num_classes: int, in_channels: int) -> Supernet:
     space = DartsSpace(tuple(cfg.primitives), cfg.steps, cfg.multiplier)
     relax = make_relaxation(cfg.relaxation, partial_k=cfg.partial_k)
     return Supernet(
@@ -187,8 +215,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                     _check_finite(a_loss, "architecture", epoch, step)
                     arch_loss_sum += a_loss.item()
                     arch_steps += 1
-                logits = model(xt)
-                loss = F.cross_entropy(logits, yt)
+                loss, logits = model.relax.weight_loss(model, xt, yt)
                 _check_finite(loss, "training", epoch, step)
                 grads = torch.autograd.grad(loss, weights)
                 for p, g in zip(weights, grads):
@@ -210,6 +237,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 "train_loss": loss_sum / max(n, 1),
                 "train_acc": correct / max(n, 1),
                 "arch_loss": arch_loss_sum / arch_steps if arch_steps else None,
+                "arch_terms": dict(architect.last_terms),
                 "val_loss": val_loss,
                 "val_acc": val_acc,
                 "seconds": round(time.time() - t0, 3),
