@@ -332,4 +332,28 @@ def search_generalized(
         executor.close()
 
 
-__all__ = ["AlternatingResult", "alternating_bohb_search", "search_generalized"]
+def resume_generalized(
+    run_dir: str | Path,
+    *,
+    budget: float | None = None,
+    ray_address: str | None = None,
+    workers: int = 0,
+    max_retries: int = 2,
+    on_eval: Callable[[dict], None] | None = None,
+) -> AlternatingResult:
+    """``dnas search --resume RUN``: continue a :func:`search_generalized` run with its saved
+    settings (``budget`` may raise the total to extend a finished run)."""
+    rd = RunDir(run_dir).require_existing()
+    saved = yaml.safe_load(rd.config.read_text()) or {}
+    if saved.get("strategy") != "bohb-alt" or saved.get("space") != "generalized":
+        raise ConfigError(f"--resume {rd.path}: not a generalized-space bohb-alt run (config.yaml says "
+                          f"space={saved.get('space')!r}, strategy={saved.get('strategy')!r})")
+    keys = ("seed", "min_budget", "max_budget", "eta", "max_stages", "max_depth", "max_train_samples", "batch_size")
+    return search_generalized(
+        saved["data"], budget=budget if budget is not None else saved["total_budget"], out=rd.path, resume=True,
+        widths=tuple(saved["widths"]), ray_address=ray_address, workers=workers, max_retries=max_retries,
+        on_eval=on_eval, **{k: saved[k] for k in keys},
+    )
+
+
+__all__ = ["AlternatingResult", "alternating_bohb_search", "resume_generalized", "search_generalized"]
