@@ -34,18 +34,15 @@ FORMATS: tuple[str, ...] = ("torchscript", "onnx", "state-dict")
 ONNX_OPSET = 17
 
 
-def _eval_copy_state(model: nn.Module) -> bool:
-    was = model.training
-    model.eval()
-    return was
-
-
 def _export_torchscript(model: nn.Module, path: Path, example: torch.Tensor) -> None:
+    # torch.jit is deprecated in favour of torch.export but remains the format C++/mobile
+    # runtimes load; silence the deprecation notice for this explicit request.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(model, example, check_trace=False)
-    buf = io.BytesIO()
-    torch.jit.save(traced, buf)
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)
     write_bytes(path, buf.getvalue())
 
 
@@ -102,7 +99,8 @@ def export_model(
     param = next(model.parameters(), None)
     if param is not None:
         example_input = example_input.to(param.device)
-    was_training = _eval_copy_state(model)
+    was_training = model.training
+    model.eval()
     try:
         if fmt == "state-dict":
             save_torch(path, {k: v.detach().cpu() for k, v in model.state_dict().items()})
