@@ -144,3 +144,18 @@ def test_registry_and_argument_errors():
     with pytest.raises(GenotypeError):
         build_network("NOT_A_GENOTYPE", C=4, layers=3, num_classes=10)
     assert set(PUBLISHED) >= {"DARTS_V1", "DARTS_V2", "PC_DARTS_cifar", "PC_DARTS_image"}
+
+
+def test_non_darts_networks_receive_the_raw_genotype_spec():
+    """A network registered without ``darts_genotype`` gets the spec untouched (e.g. NB201 strings)."""
+    seen = {}
+
+    class Probe(torch.nn.Module):
+        def __init__(self, genotype, C, layers, num_classes, in_channels, auxiliary, drop_path_prob):
+            super().__init__()
+            seen.update(genotype=genotype, C=C)
+            self.drop_path_prob = drop_path_prob
+
+    NETWORKS.register("probe_raw_spec", Probe, overwrite=True)
+    build_network("|anything~0|", net="probe_raw_spec", C=3, layers=1, num_classes=2)
+    assert seen == {"genotype": "|anything~0|", "C": 3}  # odd C allowed: no factorized reduce here

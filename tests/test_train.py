@@ -33,13 +33,14 @@ def test_training_learns_and_writes_a_complete_run(tmp_path):
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
     files = {p.name for p in tmp_path.iterdir()}
-    assert {"config.json", "genotype.json", "events.jsonl", "checkpoint.pt", "model.pt", "result.json"} <= files
+    assert {"config.yaml", "genotype.json", "events.jsonl", "checkpoint.pt", "model.pt", "result.json"} <= files
     assert not any(name.endswith(".tmp") for name in files)
     events = read_jsonl(tmp_path / "events.jsonl")
     assert [e["event"] for e in events] == ["start", "epoch", "epoch", "epoch", "end"]
     assert events[0]["params"] == result.params > 0
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["test_accuracy"] == result.test_accuracy and len(saved["history"]) == 3
+    assert load_train_config(tmp_path / "config.yaml") == cfg
 
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 3 and ckpt["config"] == cfg.model_dump(mode="json")

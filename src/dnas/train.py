@@ -12,7 +12,7 @@ Defaults are sized for a CPU: ``train_genotype(DARTS_V2, TrainConfig())`` trains
 
 A run directory holds::
 
-    config.json     the TrainConfig and the genotype (written first)
+    config.yaml     the TrainConfig (written first; ``load_train_config`` reads it back)
     genotype.json   the genotype (so ``load_genotype(run_dir)`` works)
     events.jsonl    one line per epoch (train/val metrics, lr, drop-path), plus start/end
     checkpoint.pt   model, optimizer, scheduler, epoch, RNG state, config, history (every epoch)
@@ -412,7 +412,9 @@ def train_genotype(
         out.mkdir(parents=True, exist_ok=True)
         for stale in (events_path, ckpt_path):  # resume=True on a dir without a checkpoint
             stale.unlink(missing_ok=True)
-        write_json(out / "config.json", {"config": config.model_dump(mode="json"), "genotype": genotype.to_dict()})
+        import yaml
+
+        write_text(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         genotype.save(out / "genotype.json")
         append_jsonl(events_path, {"event": "start", "genotype": genotype.hash(), "params": params,
                                    "aux_params": aux_params, "macs": macs, "device": str(device),

@@ -2,14 +2,16 @@
 
 ``NETWORKS`` maps a network name to a class ``cls(genotype, C, layers, num_classes,
 in_channels, auxiliary, drop_path_prob)``; other search spaces add their own (e.g. "nb201")
-with ``NETWORKS.register("name", cls)``.
+with ``NETWORKS.register("name", cls)``. Classes with ``darts_genotype = True`` receive a
+resolved :class:`~dnas.genotype.Genotype` (a published name or JSON path is loaded first);
+others receive the genotype spec exactly as given (e.g. an NB201 arch string).
 
 Every network has a settable ``drop_path_prob`` attribute (the trainer ramps it) and returns
 logits in eval mode, ``(logits, logits_aux_or_None)`` in train mode.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch.nn as nn
 
@@ -27,7 +29,7 @@ NETWORKS.register("imagenet", NetworkImageNet)
 
 
 def build_network(
-    genotype: Genotype | str,
+    genotype: Genotype | str | Any,
     *,
     net: str = "cifar",
     C: int,
@@ -37,12 +39,13 @@ def build_network(
     auxiliary: bool = False,
     drop_path_prob: float = 0.0,
 ) -> nn.Module:
-    """Build the evaluation network ``net`` for ``genotype`` (a Genotype or anything
-    :func:`dnas.genotype.load_genotype` accepts)."""
-    genotype = load_genotype(genotype)
+    """Build the evaluation network ``net`` for ``genotype`` (for the DARTS networks a Genotype
+    or anything :func:`dnas.genotype.load_genotype` accepts)."""
     cls = NETWORKS.get(net, "net")
-    if C < 2 or C % 2:
-        raise ConfigError(f"init_channels: must be an even integer >= 2 (factorized reduce halves it), got {C}")
+    if getattr(cls, "darts_genotype", False):
+        genotype = load_genotype(genotype)
+        if C < 2 or C % 2:
+            raise ConfigError(f"init_channels: must be an even integer >= 2 (factorized reduce halves it), got {C}")
     if layers < 1:
         raise ConfigError(f"layers: must be >= 1, got {layers}")
     if num_classes < 2:

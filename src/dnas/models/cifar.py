@@ -19,6 +19,8 @@ STEM_MULTIPLIER = 3
 class NetworkCIFAR(nn.Module):
     """Eval mode: ``forward(x) -> logits``. Train mode: ``(logits, logits_aux or None)``."""
 
+    darts_genotype = True  # build_network resolves names/paths to a Genotype first
+
     def __init__(
         self,
         genotype: Genotype,

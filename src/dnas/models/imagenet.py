@@ -18,6 +18,8 @@ from dnas.models.heads import AuxiliaryHeadImageNet
 class NetworkImageNet(nn.Module):
     """Eval mode: ``forward(x) -> logits``. Train mode: ``(logits, logits_aux or None)``."""
 
+    darts_genotype = True  # build_network resolves names/paths to a Genotype first
+
     def __init__(
         self,
         genotype: Genotype,
