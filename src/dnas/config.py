@@ -31,16 +31,38 @@ class SearchConfig(BaseModel):
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     train_portion: float = Field(0.5, gt=0.0, lt=1.0, description="share of the non-test data for weights; the rest trains the architecture")
     # space and relaxation
-    space: Literal["darts"] = "darts"
+    space: Literal["darts", "hierarchical"] = Field("darts", description="darts (one repeated cell) | hierarchical (H-DAS: per-stage cells and/or stage layouts)")
     primitives: list[str] = Field(default_factory=lambda: list(DARTS_PRIMITIVES))
     steps: int = Field(4, ge=1, le=8)
     multiplier: int = Field(4, ge=1, le=8)
     relaxation: str = "pc"
     partial_k: int = Field(4, ge=1)
+    # sampling relaxations (gdas, msg, topo): Gumbel temperature, linear from tau_max to tau_min over the epochs
+    tau_max: float = Field(10.0, gt=0, description="gdas/msg/topo: Gumbel temperature at the first epoch")
+    tau_min: float = Field(0.1, gt=0, description="gdas/msg/topo: Gumbel temperature at the last epoch")
+    msg_k: int = Field(2, ge=1, description="msg: mutually exclusive single-path sub-graphs sampled per step")
+    msg_drop_prob: float = Field(0.3, ge=0, lt=1, description="msg: Dropblock-Identity skip-connect drop probability at the first epoch, decaying linearly to 0")
+    msg_distill: float = Field(0.5, ge=0, description="msg: weight of the KL distillation term (0 switches it off)")
+    msg_teacher: Literal["ensemble", "supernet"] = Field("ensemble", description="msg: distil from the sub-graph ensemble (free) or a no-grad supernet forward")
+    topo_ops: Literal["darts", "pc"] = Field("darts", description="topo: op mixing on each edge, softmax (darts) or partial channel (pc, uses partial_k)")
+    topo_pa_weight: float = Field(0.1, ge=0, description="topo: weight of the passive-aggressive invalid-topology hinge (0 switches it off)")
+    topo_pa_margin: float = Field(1.0, ge=0, description="topo: logit margin by which invalid node-input pairs must trail the best valid pair")
     # supernet
     init_channels: int = Field(8, ge=2)
     layers: int = Field(5, ge=1)
     stem_multiplier: int = Field(3, ge=1)
+    # hierarchical space (H-DAS, dnas.spaces.hierarchical); used only with space: hierarchical
+    hier_level: Literal["cell", "stage", "both"] = Field("both", description="cell: per-stage cells, DARTS stacking | stage: stage layouts for a fixed cell | both")
+    cell: Optional[str] = Field(None, description="hier_level stage: the fixed cell, a published name (DARTS_V2) or a genotype JSON file")
+    cells_per_stage: Optional[int] = Field(None, ge=1, description="normal cells per stage (default: the DARTS split of layers, 8 -> 2, 20 -> 6)")
+    link_primitives: list[str] = Field(default_factory=lambda: ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "none"], description="inter-cell candidate ops of stage links")
+    link_relaxation: str = Field("darts", description="how a stage link mixes its ops (any relaxation; default softmax, as H-DAS)")
+    stage_window: int = Field(3, ge=2, description="a cell reads the last stage_window states of its stage")
+    link_keep: int = Field(2, ge=1, description="links kept per cell when deriving the stage layout")
+    depth_coef: float = Field(1.0, ge=0, description="weight of the depth loss -(D1+D2+D3), its own arch step after each arch step; 0 switches it off")
+    stage_end_search: bool = Field(False, description="search where each stage ends (cell-distribution search)")
+    stage_end_candidates: int = Field(5, ge=1, description="stage_end_search: number of candidate stage ends (the last ones)")
+    size_coef: float = Field(0.4, ge=0, description="stage_end_search: weight of the expected-cell-count penalty, taken with the depth step; 0 switches it off")
     # weight optimisation
     epochs: int = Field(6, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -56,12 +78,21 @@ class SearchConfig(BaseModel):
     arch_weight_decay: float = Field(1e-3, ge=0)
     warmup_epochs: int = Field(1, ge=0, description="epochs of weight training before architecture steps start")
     unrolled: bool = Field(False, description="second-order DARTS: unrolled virtual step + finite-difference Hessian-vector product")
+    # collapse guard (dnas.guard): per-epoch parameter-free share and Hessian eigenvalue; optional early stop
+    guard: Literal["off", "log", "stop"] = Field("log", description="off | log (measure each epoch) | stop (measure and stop on collapse)")
+    guard_hessian_iters: int = Field(5, ge=0, description="power iterations for the Hessian eigenvalue (0: do not compute it)")
+    guard_eig_ratio: float = Field(1.3, gt=1, description="stop when the smoothed eigenvalue grew by more than this factor over guard_eig_lag epochs")
+    guard_eig_lag: int = Field(4, ge=1, description="epochs between the compared eigenvalues; the genotype of the earlier epoch is returned")
+    guard_eig_window: int = Field(3, ge=1, description="trailing window (epochs) averaged before comparing eigenvalues")
+    guard_max_skip: int = Field(2, ge=1, description="stop when a derived normal cell has this many skip-connects")
+    guard_rank_patience: int = Field(10, ge=1, description="stop when the ranking of learnable ops is unchanged for this many epochs")
     # run
     seed: int = 0
     device: str = "auto"
+    channels_last: bool = Field(False, description="run the supernet in channels_last memory format (faster depthwise convs on CPU)")
     threads: Optional[int] = Field(None, ge=1)
 
-    @field_validator("primitives")
+    @field_validator("primitives", "link_primitives")
     @classmethod
     def _known_ops(cls, v: list[str]) -> list[str]:
         from dnas.ops import OPS
@@ -71,7 +102,7 @@ class SearchConfig(BaseModel):
                 raise ValueError(f"unknown op {p!r} at index {i}; known: {', '.join(OPS.names())}")
         return v
 
-    @field_validator("relaxation")
+    @field_validator("relaxation", "link_relaxation")
     @classmethod
     def _known_relaxation(cls, v: str) -> str:
         from dnas.relax import RELAXATIONS
@@ -95,6 +126,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         arch_betas=(0.5, 0.999), arch_weight_decay=1e-3, warmup_epochs=15, unrolled=False, image_size=None,
     ),
 }
+
+# H-DAS (Liu et al. 2021): DARTS search settings; the stage level as in the released code
+# (20 layers = 6 cells per stage, stem multiplier 4, cell-distribution search, depth loss, 0.4 size
+# penalty). Searching cells and stages together uses 8 layers (2 cells per stage) to stay affordable.
+_HDAS_COMMON = dict(
+    space="hierarchical", relaxation="darts", link_relaxation="darts", epochs=50, batch_size=64, lr=0.025,
+    lr_min=0.001, momentum=0.9, weight_decay=3e-4, init_channels=16, grad_clip=5.0, train_portion=0.5,
+    arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3, warmup_epochs=0, unrolled=False, image_size=None,
+    depth_coef=1.0, size_coef=0.4, stage_window=3,
+)
+PRESETS.update({
+    "hdas-stage": dict(_HDAS_COMMON, hier_level="stage", cell="DARTS_V2", layers=20, stem_multiplier=4, stage_end_search=True),
+    "hdas-cell": dict(_HDAS_COMMON, hier_level="cell", layers=8),
+    "hdas": dict(_HDAS_COMMON, hier_level="both", layers=8, stage_end_search=True),
+})
 
 
 def _format_validation_error(e: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:

@@ -108,6 +108,10 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
+        if self.conv_1.in_channels < 8 and not x.is_contiguous():
+            # oneDNN's stride-2 1x1 conv corrupts memory on channels_last inputs with fewer
+            # than ~8 channels (torch 2.13 CPU); such tiny convs run in the default format.
+            x = x.contiguous()
         a = self.conv_1(x)
         b = self.conv_2(x[:, :, 1:, 1:])
         if b.shape[-2:] != a.shape[-2:]:  # odd input sizes: pad the shifted branch

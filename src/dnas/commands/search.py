@@ -28,16 +28,40 @@ def search(
     image_size: Optional[int] = typer.Option(None, min=4),
     max_samples: Optional[int] = typer.Option(None, min=10),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N]"),
-    space: str = typer.Option("darts", help="darts (cell search) | nb201 (tabular benchmark)"),
+    space: str = typer.Option("darts", help="darts (cell search) | nb201 (tabular benchmark) | generalized (bohb-alt)"),
     strategy: Optional[str] = typer.Option(None, help="bilevel for darts; random | evolution | bohb ... for nb201"),
     evaluator: Optional[str] = typer.Option(None, help="for discrete strategies: tabular:FILE (or tabular:nb201_cifar10)"),
     budget: Optional[int] = typer.Option(None, min=1, help="for discrete strategies: number of queries"),
+    min_budget: Optional[float] = typer.Option(None, help="bohb: smallest budget (epochs)"),
+    max_budget: Optional[float] = typer.Option(None, help="bohb: largest budget (epochs)"),
+    eta: Optional[float] = typer.Option(None, help="bohb: successive-halving rate (default 3)"),
+    workers: int = typer.Option(0, min=0, help="run trials as Ray tasks on this many local CPUs (0: serial)"),
+    ray_address: Optional[str] = typer.Option(None, help="run trials on an existing Ray cluster"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
     """Search an architecture and write a run directory with genotype.json."""
+    bohb = {k: v for k, v in dict(min_budget=min_budget, max_budget=max_budget, eta=eta).items() if v is not None}
+    if resume is not None and _saved_space(resume) == "generalized":
+        from dnas.strategies.alternating import resume_generalized
+
+        _print_generalized(resume_generalized(resume, budget=budget, workers=workers, ray_address=ray_address), as_json, quiet)
+        return
+    if space == "generalized":
+        from dnas.strategies.alternating import search_generalized
+
+        if (strategy or "bohb-alt") != "bohb-alt":
+            from dnas.errors import ConfigError
+
+            raise ConfigError(f"--strategy: the generalized space is searched by bohb-alt, not {strategy!r}")
+        result = search_generalized(data or "digits", budget=budget or 60, seed=seed or 0, out=out,
+                                    workers=workers, ray_address=ray_address, **bohb)
+        _print_generalized(result, as_json, quiet)
+        return
     if space != "darts":
-        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet)
+        if workers or ray_address:
+            bohb.update(executor="ray", workers=workers, ray_address=ray_address)
+        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb)
         return
     import dnas.api as api
 
@@ -59,7 +83,27 @@ def search(
         typer.echo(result.genotype.to_json(indent=None))
 
 
-def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet) -> None:
+def _saved_space(run_dir: Path) -> str | None:
+    import yaml
+
+    cfg = Path(run_dir) / "config.yaml"
+    try:
+        return (yaml.safe_load(cfg.read_text()) or {}).get("space") if cfg.exists() else None
+    except yaml.YAMLError:
+        return None
+
+
+def _print_generalized(result, as_json: bool, quiet: bool) -> None:
+    d = result.to_dict()
+    if as_json:
+        emit_json(d)
+        return
+    say(quiet, f"best structure: {d['structure']}")
+    say(quiet, f"best operators: {d['operators']}")
+    say(quiet, f"accuracy {d['accuracy']:.4f} after {d['evaluations']} evaluations; run directory: {d['run_dir']}")
+
+
+def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **options) -> None:
     from dnas.errors import ConfigError
     from dnas.strategies.discrete import run_discrete_search
 
@@ -67,7 +111,7 @@ def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet) -> 
         raise ConfigError(f"--evaluator: required with --space {space} (e.g. tabular:nb201_cifar10 or tabular:FILE)")
     result = run_discrete_search(
         space=space, strategy=strategy or "random", evaluator=evaluator, budget=budget or 100,
-        seed=seed or 0, out_dir=out,
+        seed=seed or 0, out_dir=out, **options,
     )
     if as_json:
         emit_json({k: result[k] for k in ("best_arch", "best_accuracy", "queries")})

@@ -25,7 +25,8 @@ from dnas.config import SearchConfig, save_config
 from dnas.errors import DivergenceError
 from dnas.genotype import Genotype
 from dnas.progress import progress as progress_display
-from dnas.relax import make_relaxation
+from dnas.guard import CollapseGuard
+from dnas.relax import relaxation_from_config
 from dnas.run import RunDir, resolve_device, rng_state, seed_everything, set_rng_state
 from dnas.spaces.darts import DartsSpace
 from dnas.registry import Registry
@@ -56,6 +57,7 @@ class Architect:
     def __init__(self, model: Supernet, cfg: SearchConfig) -> None:
         self.model = model
         self.terms = arch_terms(cfg, model)
+        self.extra_steps = arch_steps(cfg, model)
         self.last_terms: dict[str, float] = {}
         self.unrolled = cfg.unrolled
         self.momentum = cfg.momentum
@@ -67,9 +69,10 @@ class Architect:
     def step(self, xt, yt, xv, yv, eta: float, w_optimizer: torch.optim.Optimizer) -> torch.Tensor:
         arch = self.model.arch_parameters()
         if self.unrolled:
-            grads, loss = self._unrolled_grads(xt, yt, xv, yv, eta, w_optimizer)
+            with self.model.relax.sample_scope():  # one architecture sample for the whole unrolled step
+                grads, loss = self._unrolled_grads(xt, yt, xv, yv, eta, w_optimizer)
         else:
-            loss = F.cross_entropy(self.model(xv), yv)
+            loss = self.model.relax.arch_loss(self.model, xv, yv)
             grads = torch.autograd.grad(loss, arch)  # weight gradients are never computed
         grads = list(grads)
         if self.terms:
@@ -88,7 +91,24 @@ class Architect:
             p.grad = g
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self._extra_steps(arch)
         return loss.detach()
+
+    def _extra_steps(self, arch) -> None:
+        """Auxiliary architecture objectives that take their own optimizer step after the
+        validation step (H-DAS depth loss), instead of being added to it. Parameters the
+        objective does not touch get no gradient, so Adam leaves them (and their moments) alone."""
+        for name, extra_step in self.extra_steps.items():
+            out = extra_step(self.model)
+            if out is None:
+                continue
+            loss, logs = out
+            grads = torch.autograd.grad(loss, arch, allow_unused=True)
+            for p, g in zip(arch, grads):
+                p.grad = g
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.last_terms.update({f"{name}/{k}": float(v) for k, v in logs.items()})
 
     def _unrolled_grads(self, xt, yt, xv, yv, eta, w_optimizer):
         model = self.model
@@ -127,6 +147,20 @@ class Architect:
         return grads, val_loss
 
 
+def _then_channels_last(transform):
+    def apply(x, g):
+        return (transform(x, g) if transform is not None else x).contiguous(memory_format=torch.channels_last)
+
+    return apply
+
+
+def _first_batch(batches, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The epoch's first batch (the collapse guard's Hessian batch); Batches are seeded by
+    (seed, epoch), so this draws no random numbers."""
+    x, y = next(iter(batches))
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
 def _evaluate(model: torch.nn.Module, batches, device) -> tuple[float, float]:
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
@@ -146,6 +180,21 @@ def _evaluate(model: torch.nn.Module, batches, device) -> tuple[float, float]:
 #: ``genotype(**meta)`` and ``arch_summary()`` (see :class:`dnas.supernet.Supernet`).
 SUPERNETS: Registry = Registry("search space")
 
+#: Extra architecture steps: ``factory(cfg, model) -> None | step(model) -> (loss, {name: value})``.
+#: Each step's loss gets its own architecture-optimizer step after every architecture step
+#: (unlike ``ARCH_TERMS``, which add to the validation loss); values are logged under ``arch_terms``.
+ARCH_STEPS: Registry = Registry("architecture step")
+
+
+def arch_steps(cfg: SearchConfig, model) -> dict:
+    """Instantiate every registered extra architecture step that the config switches on."""
+    out = {}
+    for name in ARCH_STEPS.names():
+        step = ARCH_STEPS.get(name)(cfg, model)
+        if step is not None:
+            out[name] = step
+    return out
+
 
 def build_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
     return SUPERNETS.get(cfg.space, "space")(cfg, num_classes, in_channels)
@@ -154,11 +203,19 @@ def build_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
 @SUPERNETS.register("darts")
 def build_darts_supernet(cfg: SearchConfig, num_classes: int, in_channels: int) -> Supernet:
     space = DartsSpace(tuple(cfg.primitives), cfg.steps, cfg.multiplier)
-    relax = make_relaxation(cfg.relaxation, partial_k=cfg.partial_k)
+    relax = relaxation_from_config(cfg)
     return Supernet(
         space, relax, C=cfg.init_channels, layers=cfg.layers, num_classes=num_classes,
         in_channels=in_channels, stem_multiplier=cfg.stem_multiplier,
     )
+
+
+@SUPERNETS.register("hierarchical")
+def build_hierarchical_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
+    """H-DAS: stage-specific cells and/or searched stage layouts (see dnas.supernet_hier)."""
+    from dnas.supernet_hier import build_hierarchical_supernet as build  # registers ARCH_STEPS['hdas']
+
+    return build(cfg, num_classes, in_channels)
 
 
 def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, progress: bool = True) -> SearchResult:
@@ -171,9 +228,14 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     seed_everything(cfg.seed)
     train_b, val_b, num_classes, in_channels = search_batches(cfg)
     model = build_supernet(cfg, num_classes, in_channels).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        train_b.transform = _then_channels_last(train_b.transform)
+        val_b.transform = _then_channels_last(val_b.transform)
     w_opt = torch.optim.SGD(model.weights(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, cfg.epochs, eta_min=cfg.lr_min)
     architect = Architect(model, cfg)
+    guard = CollapseGuard(cfg)
 
     start_epoch = 0
     ckpt = run.load_checkpoint() if resume else None
@@ -192,12 +254,17 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
         run.log("start", kind="search", config=cfg.model_dump(mode="json"))
 
     history = [e for e in run.read_events("epoch")]
+    stopped = guard.stop_decision(history)  # a resumed run that the guard had already stopped
+    if stopped is not None and not run.read_events("guard_stop"):
+        run.log("guard_stop", **stopped)
     model.train()
     with progress_display(progress) as bar:
         epochs_task = bar.add("search", total=cfg.epochs)
         bar.advance(epochs_task, start_epoch)
         steps_task = bar.add("  epoch", total=len(train_b))
         for epoch in range(start_epoch, cfg.epochs):
+            if stopped is not None:
+                break
             t0 = time.time()
             model.relax.on_epoch(epoch, cfg.epochs)
             train_b.set_epoch(epoch)
@@ -231,6 +298,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             sched.step()
             val_loss, val_acc = _evaluate(model, val_b, device)
             genotype = model.genotype()
+            guard_rec = guard.record(model, genotype, _first_batch(val_b, device), epoch, history) if guard.enabled else None
             record = {
                 "epoch": epoch,
                 "lr": lr,
@@ -245,6 +313,8 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 "alphas": model.arch_summary(),
                 "relax": model.relax.state(),
             }
+            if guard_rec is not None:
+                record["guard"] = guard_rec
             run.log("epoch", **record)
             history.append(record)
             run.save_checkpoint(
@@ -260,13 +330,16 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             )
             bar.advance(epochs_task, info=f"val acc {val_acc:.3f}")
             bar.log(f"epoch {epoch + 1}/{cfg.epochs}  train acc {record['train_acc']:.3f}  val acc {val_acc:.3f}  {record['seconds']:.0f}s")
+            stopped = guard.stop_decision(history)
+            if stopped is not None:
+                run.log("guard_stop", **stopped)
+                bar.log(f"collapse guard: {stopped['reason']}; keeping the genotype of epoch {stopped['chosen_epoch'] + 1}")
 
-    genotype = model.genotype(
-        method=f"bilevel/{cfg.relaxation}" + ("/2nd-order" if cfg.unrolled else ""),
-        seed=cfg.seed,
-        data=cfg.data,
-        run=str(run.path),
-    )
+    meta = dict(method=f"bilevel/{cfg.relaxation}" + ("/2nd-order" if cfg.unrolled else ""), seed=cfg.seed, data=cfg.data, run=str(run.path))
+    if stopped is not None:  # the collapse guard ended the search: keep the genotype of the epoch its rule chose
+        genotype = guard.chosen_genotype(history, stopped).with_meta(**meta, guard_stop=stopped)
+    else:
+        genotype = model.genotype(**meta)
     genotype.save(run.genotype)
     final = history[-1] if history else {}
     run.write_result(
@@ -276,6 +349,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             "val_acc": final.get("val_acc"),
             "epochs": cfg.epochs,
             "search_seconds": round(sum(h.get("seconds", 0.0) for h in history), 3),
+            "guard_stop": stopped,
         }
     )
     run.log("end", genotype_hash=genotype.hash())
