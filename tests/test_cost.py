@@ -9,6 +9,15 @@ from dnas.cost import count_aux_params, count_macs, count_params, network_cost
 from dnas.genotype import Genotype
 from dnas.models import build_network
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """One intra-op thread: on a shared 2-core box, 2 spinning OpenMP threads are ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 # Reference numbers, obtained by running a faithful re-implementation of the released DARTS code
 # (quark0/darts cnn/model.py NetworkCIFAR / NetworkImageNet + cnn/operations.py, genotypes from
 # yuhuixu1993/PC-DARTS genotypes.py) with auxiliary=True and counting parameters whose name does

@@ -306,6 +306,37 @@ class _Progress:
 
 
 # --------------------------------------------------------------------------- the run
+def _train_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer, criterion: nn.Module,
+                 config: TrainConfig, epoch: int, lr: float, events_path: Path, bar: _Progress) -> tuple[float, float]:
+    """One pass over the training batches; returns mean loss and accuracy. Stops the run with
+    :class:`DivergenceError` at the first non-finite loss, before it poisons the weights."""
+    loss_sum, correct, seen = 0.0, 0, 0
+    for step, (xb, yb) in enumerate(batches):
+        if config.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        logits, logits_aux = model(xb)
+        loss = criterion(logits, yb)
+        if logits_aux is not None and config.auxiliary_weight > 0:
+            loss = loss + config.auxiliary_weight * criterion(logits_aux, yb)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            append_jsonl(events_path, {"event": "diverged", "epoch": epoch + 1, "step": step + 1,
+                                       "loss": str(loss_value), "lr": lr, "time": time.time()})
+            raise DivergenceError(
+                f"training diverged: loss is {loss_value} at epoch {epoch + 1}, step {step + 1} "
+                f"(lr {lr:.4g}); lower lr (config.lr / --lr) or grad_clip and retry"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        loss_sum += loss_value * len(yb)
+        correct += int((logits.detach().argmax(1) == yb).sum())
+        seen += len(yb)
+        bar.step(f"loss {loss_sum / seen:.4f}")
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
 def _check_resume_config(saved: dict, config: TrainConfig, ckpt: Path) -> None:
     current = config.model_dump(mode="json")
     diff = sorted(k for k in set(saved) | set(current) if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k))
@@ -332,16 +363,13 @@ def train_genotype(
     none) and reproduces the uninterrupted run exactly; the config must match the saved one
     (``device``/``threads`` may change). ``on_epoch(record)`` is called after each epoch's
     checkpoint is written (for callers that log or stop early by raising).
-    Raises :class:`DivergenceError` when the loss becomes NaN/inf.
+    Raises :class:`DivergenceError` when the loss becomes NaN/inf. ``config.threads`` applies
+    for the duration of the call only.
     """
-    from dnas.data import Batches, load_dataset, split_dataset
-    from dnas.transforms import default_eval_transform, default_train_transform
-
     genotype = load_genotype(genotype)
     config = config if config is not None else TrainConfig()
     out = Path(out_dir)
-    ckpt_path, model_path = out / "checkpoint.pt", out / "model.pt"
-    events_path, result_path = out / "events.jsonl", out / "result.json"
+    ckpt_path, result_path = out / "checkpoint.pt", out / "result.json"
 
     ckpt: dict | None = None
     if resume and ckpt_path.exists():
@@ -360,8 +388,22 @@ def train_genotype(
         raise DnasError(f"{out}: already holds a training run; pass resume=True (--resume) to continue it "
                         "or choose another out_dir")
 
+    threads_before = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    try:
+        return _run(genotype, config, out, ckpt, progress, on_epoch)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, progress: bool,
+         on_epoch: Callable[[dict], None] | None) -> TrainResult:
+    from dnas.data import Batches, load_dataset, split_dataset
+    from dnas.transforms import default_eval_transform, default_train_transform
+
+    ckpt_path, model_path = out / "checkpoint.pt", out / "model.pt"
+    events_path, result_path = out / "events.jsonl", out / "result.json"
     device = resolve_device(config.device)
     t_start = time.perf_counter()
 
@@ -428,34 +470,12 @@ def train_genotype(
             model.train()
             train_batches.set_epoch(epoch)
             bar.new_epoch()
-            loss_sum, correct, seen = 0.0, 0, 0
-            for step, (xb, yb) in enumerate(train_batches):
-                if config.channels_last:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                logits, logits_aux = model(xb)
-                loss = criterion(logits, yb)
-                if logits_aux is not None and config.auxiliary_weight > 0:
-                    loss = loss + config.auxiliary_weight * criterion(logits_aux, yb)
-                loss_value = float(loss.detach())
-                if not math.isfinite(loss_value):
-                    append_jsonl(events_path, {"event": "diverged", "epoch": epoch + 1, "step": step + 1,
-                                               "loss": str(loss_value), "lr": lr, "time": time.time()})
-                    raise DivergenceError(
-                        f"training diverged: loss is {loss_value} at epoch {epoch + 1}, step {step + 1} "
-                        f"(lr {lr:.4g}); lower lr (config.lr / --lr) or grad_clip and retry"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                loss_sum += loss_value * len(yb)
-                correct += int((logits.detach().argmax(1) == yb).sum())
-                seen += len(yb)
-                bar.step(f"loss {loss_sum / seen:.4f}")
+            train_loss, train_acc = _train_epoch(model, train_batches, optimizer, criterion, config, epoch, lr,
+                                                 events_path, bar)
             scheduler.step()
             record: dict[str, Any] = {
                 "event": "epoch", "epoch": epoch + 1, "lr": lr, "drop_path_prob": model.drop_path_prob,
-                "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+                "train_loss": train_loss, "train_acc": train_acc,
             }
             if val_batches is not None:
                 record["val_loss"], record["val_acc"] = evaluate(model, val_batches, device, config.channels_last)
