@@ -45,6 +45,10 @@ class PaddedFactorizedReduce(FactorizedReduce):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
+        if self.conv_1.in_channels < 8 and not x.is_contiguous():
+            # same guard as dnas.ops.FactorizedReduce: oneDNN's stride-2 1x1 conv misbehaves on
+            # channels_last inputs with fewer than ~8 channels (torch 2.13 CPU)
+            x = x.contiguous()
         a = self.conv_1(x)
         b = self.conv_2(F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:])
         b = b[:, :, : a.shape[-2], : a.shape[-1]]
