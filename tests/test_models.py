@@ -168,3 +168,19 @@ def test_non_darts_networks_receive_the_raw_genotype_spec():
     NETWORKS.register("probe_raw_spec", Probe, overwrite=True)
     build_network("|anything~0|", net="probe_raw_spec", C=3, layers=1, num_classes=2)
     assert seen == {"genotype": "|anything~0|", "C": 3}  # odd C allowed: no factorized reduce here
+
+
+@pytest.mark.parametrize("C", [2, 4])
+def test_channels_last_matches_contiguous(C):
+    """The trainer runs channels_last on CPU; tiny stride-2 1x1 convs (factorized reduce with
+    few channels, as in PC_DARTS_image's reduction skip) must still give the same numbers."""
+    import copy
+
+    torch.manual_seed(0)
+    model = build_network("PC_DARTS_image", C=C, layers=3, num_classes=10, in_channels=1, auxiliary=True).eval()
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    x = torch.rand(4, 1, 9, 9)
+    with torch.no_grad():
+        ref = model(x)
+        out = fast(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
