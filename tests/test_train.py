@@ -108,6 +108,14 @@ def test_resume_refuses_a_changed_config(tmp_path):
         train_genotype("DARTS_V1", cfg, tmp_path, resume=True, progress=False)
 
 
+def test_without_validation_split_each_epoch_reports_test_metrics(tmp_path):
+    cfg = train_config(**{**TINY, "val_fraction": 0, "init_channels": 4}, epochs=1)
+    result = train_genotype("DARTS_V2", cfg, tmp_path, progress=True)
+    (record,) = result.history
+    assert "val_acc" not in record and result.best_val_accuracy is None
+    assert record["test_acc"] == result.test_accuracy  # same weights, same test set
+
+
 def test_divergence_raises_a_clear_error(tmp_path):
     cfg = train_config(**{**TINY, "lr": 1e6}, epochs=2)
     with pytest.raises(DivergenceError, match=r"epoch \d+, step \d+.*lower lr"):

@@ -14,7 +14,8 @@ A run directory holds::
 
     config.yaml     the TrainConfig (written first; ``load_train_config`` reads it back)
     genotype.json   the genotype (so ``load_genotype(run_dir)`` works)
-    events.jsonl    one line per epoch (train/val metrics, lr, drop-path), plus start/end
+    events.jsonl    one line per epoch (train and val metrics -- test metrics when
+                    val_fraction is 0 --, lr, drop-path), plus start/resume/end
     checkpoint.pt   model, optimizer, scheduler, epoch, RNG state, config, history (every epoch)
     model.pt        the final weights plus what is needed to rebuild the network
     result.json     the summary (:class:`TrainResult`)
@@ -298,9 +299,9 @@ class _Progress:
     def end_epoch(self, record: dict) -> None:
         if self.bar is None:
             return
-        val = record.get("val_acc")
-        msg = (f"epoch {record['epoch']}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
-               + (f", val loss {record['val_loss']:.4f} acc {val:.4f}" if val is not None else ""))
+        part = "val" if "val_acc" in record else "test"
+        msg = (f"epoch {record['epoch']}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}, "
+               f"{part} loss {record[part + '_loss']:.4f} acc {record[part + '_acc']:.4f}")
         self.bar.update(self.epoch_task, advance=1, info=msg)
         self.bar.console.print(msg)
 
@@ -481,6 +482,8 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
                 record["val_loss"], record["val_acc"] = evaluate(model, val_batches, device, config.channels_last)
                 if record["val_acc"] > best_val:
                     best_val, best_epoch = record["val_acc"], epoch + 1
+            else:  # no validation split (the paper setting): report the test set each epoch
+                record["test_loss"], record["test_acc"] = evaluate(model, test_batches, device, config.channels_last)
             record["seconds"] = round(time.perf_counter() - t0, 3)
             history.append({k: v for k, v in record.items() if k != "event"})
             save_torch(ckpt_path, {
