@@ -81,6 +81,7 @@ class SearchConfig(BaseModel):
     # collapse guard (dnas.guard): per-epoch parameter-free share and Hessian eigenvalue; optional early stop
     guard: Literal["off", "log", "stop"] = Field("log", description="off | log (measure each epoch) | stop (measure and stop on collapse)")
     guard_hessian_iters: int = Field(5, ge=0, description="power iterations for the Hessian eigenvalue (0: do not compute it)")
+    guard_hessian_batch: int = Field(32, ge=1, description="validation images (from the epoch's first val batch) used for the Hessian eigenvalue")
     guard_eig_ratio: float = Field(1.3, gt=1, description="stop when the smoothed eigenvalue grew by more than this factor over guard_eig_lag epochs")
     guard_eig_lag: int = Field(4, ge=1, description="epochs between the compared eigenvalues; the genotype of the earlier epoch is returned")
     guard_eig_window: int = Field(3, ge=1, description="trailing window (epochs) averaged before comparing eigenvalues")

@@ -86,8 +86,11 @@ class Supernet(nn.Module):
         self.alpha_normal = nn.Parameter(1e-3 * torch.randn(E, K))
         self.alpha_reduce = nn.Parameter(1e-3 * torch.randn(E, K))
         if relax.uses_edge_params:
-            self.beta_normal = nn.Parameter(1e-3 * torch.randn(E))
-            self.beta_reduce = nn.Parameter(1e-3 * torch.randn(E))
+            # One scalar per edge (PC-DARTS), or whatever shape the relaxation asks for
+            # (TopoNAS: one logit per pair of a node's inputs).
+            shape = relax.edge_param_shape(self.steps)
+            self.beta_normal = nn.Parameter(1e-3 * torch.randn(*shape))
+            self.beta_reduce = nn.Parameter(1e-3 * torch.randn(*shape))
         else:
             self.beta_normal = self.beta_reduce = None
 
@@ -112,8 +115,8 @@ class Supernet(nn.Module):
         r = self.relax
         w_n = r.op_weights(self.alpha_normal, training=self.training)
         w_r = r.op_weights(self.alpha_reduce, training=self.training)
-        e_n = r.edge_weights(self.beta_normal, self.steps)
-        e_r = r.edge_weights(self.beta_reduce, self.steps)
+        e_n = r.forward_edge_weights(self.beta_normal, self.steps, training=self.training)
+        e_r = r.forward_edge_weights(self.beta_reduce, self.steps, training=self.training)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             if cell.reduction:

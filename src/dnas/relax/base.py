@@ -14,6 +14,7 @@ relaxation is one module that subclasses :class:`Relaxation` and registers itsel
 from __future__ import annotations
 
 import abc
+import contextlib
 
 from typing import Sequence
 
@@ -108,6 +109,17 @@ class Relaxation(abc.ABC):
         """(edges,) scalars multiplying each edge's output, or None."""
         return None
 
+    def edge_param_shape(self, steps: int) -> tuple[int, ...]:
+        """Shape of the per-cell-type edge parameter (``beta``) the supernet creates when
+        :attr:`uses_edge_params` is set: one scalar per edge by default; TopoNAS asks for one
+        logit per pair of inputs of each node instead."""
+        return (num_edges(steps),)
+
+    def forward_edge_weights(self, beta: torch.Tensor | None, steps: int, *, training: bool) -> torch.Tensor | None:
+        """Edge scalars used in the forward pass. Default: :meth:`edge_weights`; relaxations that
+        sample the topology during search (TopoNAS) return a sample when ``training``."""
+        return self.edge_weights(beta, steps)
+
     def derive_weights(self, alpha: torch.Tensor, beta: torch.Tensor | None, steps: int) -> torch.Tensor:
         """(edges, ops) weights used to derive the discrete genotype."""
         w = F.softmax(alpha, dim=-1)
@@ -121,6 +133,29 @@ class Relaxation(abc.ABC):
         Relaxations that train several sampled sub-graphs per step (MSG-DAS) override this."""
         logits = model(x)
         return F.cross_entropy(logits, y), logits
+
+    def arch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Validation loss of one (first-order) architecture step. Default: cross-entropy of one
+        forward. MSG-DAS averages it over its K sampled sub-graphs."""
+        return F.cross_entropy(model(x), y)
+
+    def sample_scope(self):
+        """Context in which every forward reuses the same random draw (sampling relaxations), so
+        a computation made of several forwards (second-order step, Hessian) sees one
+        architecture sample. Deterministic relaxations: a no-op context."""
+        return contextlib.nullcontext()
+
+    def expected_scope(self):
+        """Context in which sampling relaxations forward their distribution instead of a sample
+        (softmax op mixing, expected edge weights): a deterministic objective, used for the
+        collapse guard's Hessian. Deterministic relaxations: a no-op context."""
+        return contextlib.nullcontext()
+
+    @classmethod
+    def from_config(cls, cfg) -> "Relaxation":
+        """Build from a :class:`~dnas.config.SearchConfig`; relaxations with options of their own
+        override this to read their config fields."""
+        return cls(partial_k=getattr(cfg, "partial_k", 4))
 
     def on_epoch(self, epoch: int, epochs: int) -> None:
         """Hook for schedules (temperatures, drop rates). Default: nothing."""
@@ -136,3 +171,8 @@ class Relaxation(abc.ABC):
 def make_relaxation(name: str, **options) -> Relaxation:
     cls = RELAXATIONS.get(name, "relaxation")
     return cls(**options)
+
+
+def relaxation_from_config(cfg) -> Relaxation:
+    """The relaxation named by ``cfg.relaxation`` with its options read from the config."""
+    return RELAXATIONS.get(cfg.relaxation, "relaxation").from_config(cfg)

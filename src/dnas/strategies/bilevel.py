@@ -284,7 +284,9 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                     arch_steps += 1
                 loss, logits = model.relax.weight_loss(model, xt, yt)
                 _check_finite(loss, "training", epoch, step)
-                grads = torch.autograd.grad(loss, weights)
+                # Single-path relaxations (gdas, msg) leave the unsampled ops out of the graph: their
+                # gradient is None, so SGD skips them this step (no decay, no momentum), as with backward().
+                grads = torch.autograd.grad(loss, weights, allow_unused=True)
                 for p, g in zip(weights, grads):
                     p.grad = g
                 torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
