@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "dnas.commands.show",
     "dnas.commands.train",
     "dnas.commands.export",
+    "dnas.commands.predictor",
+    "dnas.commands.evolve",
 ]
 
 
