@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dnas.errors import ConfigError
 from dnas.ops import DARTS_PRIMITIVES
@@ -102,6 +102,12 @@ class SearchConfig(BaseModel):
             if p not in OPS:
                 raise ValueError(f"unknown op {p!r} at index {i}; known: {', '.join(OPS.names())}")
         return v
+
+    @model_validator(mode="after")
+    def _cell_needs_stage_search(self) -> "SearchConfig":
+        if self.cell is not None and (self.space != "hierarchical" or self.hier_level != "stage"):
+            raise ValueError("cell: a fixed cell is only used by the stage-level search; use --preset hdas-stage (space: hierarchical, hier_level: stage)")
+        return self
 
     @field_validator("relaxation", "link_relaxation")
     @classmethod

@@ -13,7 +13,7 @@ from dnas.commands.common import emit_json, say, show_progress
 
 @app.command()
 def search(
-    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | quick (the default built-in search)"),
+    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | quick (the default built-in search) | hdas-stage | hdas-cell | hdas"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config fields"),
     data: Optional[str] = typer.Option(None, help="built-in name (mnist, digits) or a path (image folder, .npz, CIFAR batches)"),
     epochs: Optional[int] = typer.Option(None, min=1),
@@ -28,7 +28,8 @@ def search(
     image_size: Optional[int] = typer.Option(None, min=4),
     max_samples: Optional[int] = typer.Option(None, min=10),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N]"),
-    space: str = typer.Option("darts", help="darts (cell search) | nb201 (tabular benchmark) | generalized (bohb-alt)"),
+    space: str = typer.Option("darts", help="darts (cell search) | hierarchical (H-DAS; or use an hdas preset) | nb201 (tabular benchmark) | generalized (bohb-alt)"),
+    cell: Optional[str] = typer.Option(None, "--cell", help="hdas-stage: the fixed cell, a published name (DARTS_V2) or a genotype JSON file"),
     strategy: Optional[str] = typer.Option(None, help="bilevel for darts; random | evolution | bohb ... for nb201"),
     evaluator: Optional[str] = typer.Option(None, help="for discrete strategies: tabular:FILE (or tabular:nb201_cifar10)"),
     budget: Optional[int] = typer.Option(None, min=1, help="for discrete strategies: number of queries"),
@@ -58,7 +59,7 @@ def search(
                                     workers=workers, ray_address=ray_address, **bohb)
         _print_generalized(result, as_json, quiet)
         return
-    if space != "darts":
+    if space not in ("darts", "hierarchical"):
         if workers or ray_address:
             bohb.update(executor="ray", workers=workers, ray_address=ray_address)
         _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb)
@@ -68,7 +69,7 @@ def search(
     overrides = dict(
         data=data, epochs=epochs, seed=seed, relaxation=relaxation, unrolled=unrolled, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device,
-        strategy=strategy,
+        strategy=strategy, cell=cell, space="hierarchical" if space == "hierarchical" else None,
     )
     overrides = {k: v for k, v in overrides.items() if v is not None}
     result = api.search(config, preset=preset, out=out, resume=resume, progress=show_progress(quiet, as_json), **overrides)

@@ -44,10 +44,27 @@ def show(
     typer.echo(f"genotype {g.hash()}")
     typer.echo(f"  normal: {', '.join(f'{o}<-{i}' for o, i in g.normal)}  concat {list(g.normal_concat)}")
     typer.echo(f"  reduce: {', '.join(f'{o}<-{i}' for o, i in g.reduce)}  concat {list(g.reduce_concat)}")
+    if g.is_hierarchical:
+        _show_hierarchy(g)
     typer.echo(f"{net} network (C={init_channels or C0}, layers={layers or L0}, classes={num_classes or K0}, input {image_size or S0}px)")
     typer.echo(f"  params:     {cost['params']:,} ({cost['params'] / 1e6:.2f} M, auxiliary head excluded)")
     typer.echo(f"  aux params: {cost['aux_params']:,}")
     typer.echo(f"  mult-adds:  {cost['macs']:,} ({cost['macs'] / 1e6:.1f} M)")
+
+
+def _show_hierarchy(g) -> None:
+    """Per-stage cells and stage layouts of a hierarchical (H-DAS) genotype."""
+    if g.stage_normal is not None:
+        for k, c in enumerate(g.stage_normal):
+            typer.echo(f"  stage {k + 1} normal: {', '.join(f'{o}<-{i}' for o, i in c.edges)}  concat {list(c.concat)}")
+        for k, c in enumerate(g.stage_reduce):
+            typer.echo(f"  reduction {k + 1}: {', '.join(f'{o}<-{i}' for o, i in c.edges)}  concat {list(c.concat)}")
+    if g.stages is not None:
+        for k, st in enumerate(g.stages):
+            links = "; ".join(f"cell {j}<-" + "+".join(f"{o}({i})" for o, i in cell) for j, cell in enumerate(st.links))
+            typer.echo(f"  stage {k + 1} layout ({st.num_cells} cells; states 0,1 = inputs): {links}  concat {list(st.concat)}")
+        total = sum(st.num_cells for st in g.stages) + 2
+        typer.echo(f"  the stage layouts fix the depth: {total} cells (--layers is ignored)")
 
 
 def _show_nb201(arch: str, num_classes: int, in_channels: int, image_size: int, as_json: bool) -> None:

@@ -21,11 +21,14 @@ from dnas.models.cell import Cell, drop_path
 from dnas.models.cifar import NetworkCIFAR
 from dnas.models.heads import AuxiliaryHeadCIFAR, AuxiliaryHeadImageNet
 from dnas.models.imagenet import NetworkImageNet
+from dnas.models.hierarchical import HIERARCHICAL_NETS, HierarchicalCIFAR, HierarchicalImageNet
 from dnas.registry import Registry
 
 NETWORKS: Registry[Callable[..., nn.Module]] = Registry("network")
 NETWORKS.register("cifar", NetworkCIFAR)
 NETWORKS.register("imagenet", NetworkImageNet)
+NETWORKS.register("hier-cifar", HierarchicalCIFAR)
+NETWORKS.register("hier-imagenet", HierarchicalImageNet)
 
 
 def build_network(
@@ -44,6 +47,8 @@ def build_network(
     cls = NETWORKS.get(net, "net")
     if getattr(cls, "darts_genotype", False):
         genotype = load_genotype(genotype)
+        if genotype.is_hierarchical and net in HIERARCHICAL_NETS:  # per-stage cells / stage layouts
+            cls = NETWORKS.get(HIERARCHICAL_NETS[net], "net")
         if C < 2 or C % 2:
             raise ConfigError(f"init_channels: must be an even integer >= 2 (factorized reduce halves it), got {C}")
     if layers < 1:
@@ -74,4 +79,6 @@ __all__ = [
     "NetworkImageNet",
     "AuxiliaryHeadCIFAR",
     "AuxiliaryHeadImageNet",
+    "HierarchicalCIFAR",
+    "HierarchicalImageNet",
 ]
