@@ -20,7 +20,8 @@ def search(
     seed: Optional[int] = typer.Option(None),
     out: Optional[Path] = typer.Option(None, help="run directory (default runs/search-<time>)"),
     resume: Optional[Path] = typer.Option(None, help="continue the run in this directory"),
-    relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | ..."),
+    relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | gdas (one Gumbel-sampled path) | msg (K sampled sub-graphs) | topo (topology variables)"),
+    guard: Optional[str] = typer.Option(None, "--guard", help="collapse guard: off | log (default: per-epoch Hessian eigenvalue, parameter-free share) | stop (also stop early on collapse)"),
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     init_channels: Optional[int] = typer.Option(None, min=2),
@@ -67,7 +68,7 @@ def search(
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, unrolled=unrolled, batch_size=batch_size,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device,
         strategy=strategy, cell=cell, space="hierarchical" if space == "hierarchical" else None,
     )
