@@ -54,37 +54,25 @@ def search(
     return run_bilevel_search(cfg, run, resume=False, progress=progress)
 
 
-def train(genotype, *, config=None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None, progress: bool = False, **overrides: Any):
-    """Train a genotype from scratch (mirrors ``dnas train``); returns the trainer's result."""
+def train(genotype, *, config=None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
+          progress: bool = False, **overrides: Any):
+    """Train a genotype from scratch (mirrors ``dnas train``); returns a
+    :class:`~dnas.train.TrainResult`. ``config`` is a TrainConfig, a dict or a YAML path;
+    ``overrides`` are TrainConfig fields (``epochs=3``)."""
     from dnas.genotype import load_genotype
-    from dnas.train import TrainConfig, load_train_config, train_genotype
+    from dnas.train import TrainConfig, load_train_config, train_config, train_genotype
 
     if resume is not None:
         run = RunDir(resume).require_existing()
-        cfg = load_train_config(run.config)
-        g = load_genotype(run.genotype)
-        return train_genotype(g, cfg, run.path, resume=True, progress=progress)
+        return train_genotype(load_genotype(run.genotype), load_train_config(run.config), run.path, resume=True, progress=progress)
     g = load_genotype(genotype)
-    cfg = make_train_config(config, overrides)
-    run = RunDir(out or default_run_dir("train")).create()
-    g.save(run.genotype)
-    return train_genotype(g, cfg, run.path, resume=False, progress=progress)
-
-
-def make_train_config(config=None, overrides: dict | None = None):
-    from pydantic import ValidationError
-
-    from dnas.config import _format_validation_error, read_yaml
-    from dnas.train import TrainConfig
-
-    values: dict[str, Any] = {}
-    if isinstance(config, dict):
-        values.update(config)
+    if isinstance(config, TrainConfig):
+        cfg = train_config(**{**config.model_dump(), **overrides})
+    elif isinstance(config, dict):
+        cfg = train_config(**{**config, **overrides})
     elif config is not None:
-        values.update(read_yaml(config))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return TrainConfig(**values)
-    except ValidationError as e:
-        source = str(config) if config is not None and not isinstance(config, dict) else "train config"
-        raise ConfigError(_format_validation_error(e, source, TrainConfig)) from None
+        cfg = load_train_config(config, **overrides)
+    else:
+        cfg = train_config(**overrides)
+    run = RunDir(out or default_run_dir("train")).create()
+    return train_genotype(g, cfg, run.path, resume=False, progress=progress)

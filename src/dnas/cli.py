@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "dnas.commands.export",
     "dnas.commands.predictor",
     "dnas.commands.evolve",
+    "dnas.commands.latency",
+    "dnas.commands.shrink",
 ]
 
 

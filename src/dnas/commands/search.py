@@ -29,7 +29,8 @@ def search(
     image_size: Optional[int] = typer.Option(None, min=4),
     max_samples: Optional[int] = typer.Option(None, min=10),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N]"),
-    space: str = typer.Option("darts", help="darts (cell search) | hierarchical (H-DAS; or use an hdas preset) | nb201 (tabular benchmark) | generalized (bohb-alt)"),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 is best on a busy machine)"),
+    space: str = typer.Option("darts", help="darts (cell search) | hierarchical (H-DAS; or use an hdas preset) | fbnetv2 (mobile channel/resolution masking) | nb201 (tabular benchmark) | generalized (bohb-alt)"),
     cell: Optional[str] = typer.Option(None, "--cell", help="hdas-stage: the fixed cell, a published name (DARTS_V2) or a genotype JSON file"),
     strategy: Optional[str] = typer.Option(None, help="bilevel for darts; random | evolution | bohb ... for nb201"),
     evaluator: Optional[str] = typer.Option(None, help="for discrete strategies: tabular:FILE (or tabular:nb201_cifar10)"),
@@ -39,6 +40,10 @@ def search(
     eta: Optional[float] = typer.Option(None, help="bohb: successive-halving rate (default 3)"),
     workers: int = typer.Option(0, min=0, help="run trials as Ray tasks on this many local CPUs (0: serial)"),
     ray_address: Optional[str] = typer.Option(None, help="run trials on an existing Ray cluster"),
+    cost: Optional[str] = typer.Option(None, "--cost", help="cost term: params | macs | latency (per-op table measured here) | latency_predictor (needs --latency-predictor)"),
+    cost_lambda: Optional[float] = typer.Option(None, "--cost-lambda", min=0, help="weight of the cost term (per M params, M MACs or ms)"),
+    max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="penalise only expected latency above this budget"),
+    latency_predictor: Optional[str] = typer.Option(None, "--latency-predictor", help="predictor file from 'dnas latency fit' (implies --cost latency_predictor)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
@@ -60,7 +65,7 @@ def search(
                                     workers=workers, ray_address=ray_address, **bohb)
         _print_generalized(result, as_json, quiet)
         return
-    if space not in ("darts", "hierarchical"):
+    if space not in ("darts", "hierarchical", "fbnetv2"):
         if workers or ray_address:
             bohb.update(executor="ray", workers=workers, ray_address=ray_address)
         _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb)
@@ -69,8 +74,10 @@ def search(
 
     overrides = dict(
         data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, batch_size=batch_size,
-        init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device,
-        strategy=strategy, cell=cell, space="hierarchical" if space == "hierarchical" else None,
+        init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
+        strategy=strategy, cell=cell, space=space if space in ("hierarchical", "fbnetv2") else None,
+        cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
+        latency_predictor=latency_predictor,
     )
     overrides = {k: v for k, v in overrides.items() if v is not None}
     result = api.search(config, preset=preset, out=out, resume=resume, progress=show_progress(quiet, as_json), **overrides)
@@ -103,6 +110,15 @@ def _print_generalized(result, as_json: bool, quiet: bool) -> None:
     say(quiet, f"best structure: {d['structure']}")
     say(quiet, f"best operators: {d['operators']}")
     say(quiet, f"accuracy {d['accuracy']:.4f} after {d['evaluations']} evaluations; run directory: {d['run_dir']}")
+
+
+def _cost_objective(cost: Optional[str], predictor: Optional[str]) -> Optional[str]:
+    """``--cost latency`` is the per-op table; a predictor file implies the predictor."""
+    if cost is None:
+        return "latency_predictor" if predictor else None
+    if cost == "latency":
+        return "latency_predictor" if predictor else "latency_table"
+    return cost
 
 
 def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **options) -> None:
