@@ -1,0 +1,257 @@
+"""Locality-based search-space shrinkage (LISSNAS, Gopal et al., IJCAI 2023): grow diverse,
+well-performing pockets and keep them as the new space.
+
+The method, as far as it is described (sample the full space, keep the best as seeds, grow
+neighbourhoods of the seeds because structurally close networks perform alike, re-sample and
+refine until the space's mean accuracy stops rising, keep many pockets rather than one region),
+is implemented as follows::
+
+    S_0 = the full space U; sample `initial` archs of U uniformly and evaluate them
+    for t = 1 .. max_rounds:
+        seeds_t  = the best evaluated archs inside S_{t-1}, greedily, skipping any arch closer
+                   than `min_distance` to a seed already taken, at most `pockets` of them
+        S_t      = union over seeds of ball(seed, radius) ∩ U        (the pockets)
+        estimate = mean accuracy of `samples` archs drawn uniformly from S_t and evaluated
+                   (already evaluated ones are reused for free)
+        stop when estimate_t <= best estimate so far + tol, `patience` rounds in a row
+    return the S_t with the best estimate
+
+What the description left open, and what we chose:
+
+* **Pocket shape.** A pocket is a ball of the edit distance (:mod:`dnas.shrink.distance`)
+  around its seed, intersected with the space the evaluator can score (a table's archs, or all
+  15625 NB201 archs for an evaluator that scores anything). Balls make the shrunk space a
+  *space* (a search may land on members nobody evaluated) and make its size controllable by one
+  number; the alternative, keeping only evaluated good archs, would leave nothing to search.
+* **Refinement.** Seeds are re-picked every round among the evaluated members of the current
+  space, so a pocket's centre moves to a better neighbour it found (a hill-climb of radius
+  ``radius`` per round) and the seeds never get worse. Archs outside the current space are
+  never seeds again: the space only shrinks towards the pockets.
+* **"Mean accuracy of the space".** Estimated from a fresh *uniform* sample of the current
+  space, never from the seeds (which are the best by construction and would inflate it).
+* **Stopping.** On the first round (``patience=1``) whose estimate does not beat the best
+  estimate so far by more than ``tol``; the best-estimated space is returned, not the last.
+* **Diversity.** Seeds at least ``min_distance`` apart (greedy by accuracy, as in
+  non-maximum suppression). With ``min_distance > 2 * radius`` pockets are disjoint; the
+  defaults (radius 2, min distance 3) let pockets touch but not share their centres' region.
+* **Evaluation.** Through any :class:`~dnas.evaluators.base.Evaluator` (a table, a predictor via
+  :class:`~dnas.shrink.space.PredictorEvaluator`, short training, or a one-shot supernet via
+  :class:`~dnas.shrink.oneshot.OneShotEvaluator`); each distinct arch is evaluated once
+  (``queries`` counts them).
+
+Everything random comes from ``random.Random(seed)``; the same seed, space and evaluator give
+the same pockets.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Hashable, Sequence
+
+import numpy as np
+
+from dnas.errors import ConfigError
+from dnas.evaluators.base import Evaluator, finite_archs, make_evaluator
+from dnas.shrink.distance import distance as _distance, nb201_codes, nb201_distances
+from dnas.shrink.space import Pocket, ShrunkSpace
+from dnas.spaces.nb201 import NB201Arch
+
+
+# ---------------------------------------------------------------------------- universes
+class FiniteUniverse:
+    """A finite, listed space (a table's archs or all NB201 archs) with fast balls."""
+
+    def __init__(self, archs: Sequence[Hashable], dist: Callable[[Any, Any], int] = _distance):
+        self.archs = list(archs)
+        if not self.archs:
+            raise ConfigError("shrink: the space to shrink is empty")
+        self.dist = dist
+        self._nb201 = all(isinstance(a, NB201Arch) for a in self.archs) and dist is _distance
+        self._codes = nb201_codes(self.archs) if self._nb201 else None
+
+    @property
+    def size(self) -> int:
+        return len(self.archs)
+
+    def sample(self, n: int, rng: random.Random) -> list[Hashable]:
+        return rng.sample(self.archs, min(n, len(self.archs)))
+
+    def ball(self, center: Hashable, radius: int) -> list[Hashable]:
+        """Members within ``radius`` of ``center``, nearest first (ties in listing order)."""
+        if self._nb201:
+            d = nb201_distances(center, self._codes)
+        else:
+            d = np.array([self.dist(center, a) for a in self.archs])
+        idx = np.flatnonzero(d <= radius)
+        idx = idx[np.argsort(d[idx], kind="stable")]
+        return [self.archs[i] for i in idx]
+
+
+class NeighbourUniverse:
+    """A space known only by sampling and one-edit neighbours (e.g. DARTS without a table):
+    balls are found by breadth-first search over ``neighbours``, up to ``max_ball`` archs."""
+
+    def __init__(self, sample: Callable[[random.Random], Hashable], neighbours: Callable[[Hashable], list],
+                 size: int | None = None, max_ball: int = 20_000):
+        self._sample, self._neighbours, self._size, self.max_ball = sample, neighbours, size, max_ball
+
+    @property
+    def size(self) -> int | None:
+        return self._size
+
+    def sample(self, n: int, rng: random.Random) -> list[Hashable]:
+        out: dict[Hashable, None] = {}
+        for _ in range(100 * n):
+            if len(out) == n:
+                break
+            out[self._sample(rng)] = None
+        return list(out)
+
+    def ball(self, center: Hashable, radius: int) -> list[Hashable]:
+        seen = {center: 0}
+        queue = deque([center])
+        while queue:
+            a = queue.popleft()
+            if seen[a] == radius:
+                continue
+            for b in self._neighbours(a):
+                if b not in seen:
+                    seen[b] = seen[a] + 1
+                    if len(seen) > self.max_ball:
+                        raise ConfigError(
+                            f"radius: a ball of radius {radius} holds more than {self.max_ball} archs here; lower --radius"
+                        )
+                    queue.append(b)
+        return list(seen)
+
+
+def make_universe(space: str, evaluator: Evaluator) -> "FiniteUniverse | NeighbourUniverse":
+    """The space to shrink: the evaluator's archs if it holds a finite set, all NB201 archs for
+    ``nb201``, else the registered discrete space explored through its neighbours."""
+    held = finite_archs(evaluator)
+    if held is not None:
+        return FiniteUniverse(held)
+    if space == "nb201":
+        from dnas.spaces.nb201 import all_archs
+
+        return FiniteUniverse(all_archs())
+    from dnas.strategies.base import get_space
+
+    s = get_space(space)
+    return NeighbourUniverse(s.sample, s.neighbours)
+
+
+# ---------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class ShrinkConfig:
+    """Shrinkage knobs (see the module docstring). Defaults suit the 725-record NB201 table."""
+
+    initial: int = 60
+    pockets: int = 5
+    radius: int = 2
+    min_distance: int = 3
+    samples: int = 30
+    max_rounds: int = 8
+    tol: float = 0.0
+    patience: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("initial", "pockets", "samples", "max_rounds", "patience"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name}: must be a positive integer, got {v!r}")
+        for name in ("radius", "min_distance"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"{name}: must be a non-negative integer, got {v!r}")
+        if not isinstance(self.tol, (int, float)) or self.tol < 0:
+            raise ConfigError(f"tol: must be >= 0, got {self.tol!r}")
+
+
+# ---------------------------------------------------------------------------- shrinkage
+def select_seeds(ranked: Sequence[Hashable], k: int, min_distance: int,
+                 dist: Callable[[Any, Any], int] = _distance) -> list[Hashable]:
+    """Greedy diverse top-``k``: walk ``ranked`` (best first), keep an arch if it is at least
+    ``min_distance`` from every arch kept so far."""
+    seeds: list[Hashable] = []
+    for a in ranked:
+        if all(dist(a, s) >= min_distance for s in seeds):
+            seeds.append(a)
+            if len(seeds) == k:
+                break
+    return seeds
+
+
+def shrink(
+    evaluator: "str | Evaluator",
+    *,
+    space: str = "nb201",
+    seed: int = 0,
+    config: ShrinkConfig | None = None,
+    universe: "FiniteUniverse | NeighbourUniverse | None" = None,
+    dist: Callable[[Any, Any], int] = _distance,
+) -> ShrunkSpace:
+    """Shrink ``space`` into pockets of well-performing architectures (see the module docstring).
+
+    Returns a :class:`ShrunkSpace`; its ``info`` holds ``queries`` (distinct archs evaluated),
+    the per-round ``history`` (size, estimate, seeds) and the config used.
+    """
+    cfg = config or ShrinkConfig()
+    ev = make_evaluator(evaluator)
+    ev_space = getattr(ev, "space", None)
+    if ev_space is not None and ev_space != space:
+        raise ConfigError(f"space: evaluator holds {ev_space!r} architectures, not {space!r}; use --space {ev_space}")
+    U = universe if universe is not None else make_universe(space, ev)
+    rng = random.Random(seed)
+    scores: dict[Hashable, float] = {}
+    t0 = time.perf_counter()
+
+    def score(archs: Sequence[Hashable]) -> list[float]:
+        for a in archs:
+            if a not in scores:
+                scores[a] = float(ev.evaluate(a).accuracy)
+        return [scores[a] for a in archs]
+
+    first = U.sample(cfg.initial, rng)
+    history: list[dict] = [{"round": 0, "size": U.size, "estimate": float(np.mean(score(first))),
+                            "sampled": len(first), "queries": len(scores)}]
+    current: set[Hashable] | None = None  # None = the whole universe
+    best: tuple[float, list[Pocket], list[dict]] | None = None
+    stale = 0
+    for t in range(1, cfg.max_rounds + 1):
+        inside = [a for a in scores if current is None or a in current]
+        ranked = sorted(inside, key=lambda a: -scores[a])  # stable: ties keep evaluation order
+        seeds = select_seeds(ranked, cfg.pockets, cfg.min_distance, dist)
+        balls = [U.ball(s, cfg.radius) for s in seeds]
+        members = list(dict.fromkeys(a for b in balls for a in b))
+        sample = rng.sample(members, min(cfg.samples, len(members)))
+        estimate = float(np.mean(score(sample)))
+        pockets = []
+        for s, b in zip(seeds, balls):
+            seen = [scores[a] for a in b if a in scores]
+            pockets.append(Pocket(s, cfg.radius, tuple(b), round(float(np.mean(seen)), 4), len(seen)))
+        history.append({"round": t, "size": len(members), "estimate": estimate, "sampled": len(sample),
+                        "pockets": len(seeds), "queries": len(scores),
+                        "seed_accuracies": [round(scores[s], 4) for s in seeds]})
+        if best is None or estimate > best[0] + cfg.tol:
+            best, stale = (estimate, pockets, list(history)), 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+        current = set(members)
+    assert best is not None  # max_rounds >= 1
+    info = {
+        "seed": seed,
+        "queries": len(scores),
+        "rounds": len(history) - 1,
+        "chosen_round": best[2][-1]["round"],
+        "estimate": round(best[0], 4),
+        "full_estimate": round(history[0]["estimate"], 4),
+        "history": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()} for h in history],
+        "config": asdict(cfg),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return ShrunkSpace(space, best[1], U.size or 0, info)
