@@ -115,7 +115,8 @@ class Architect:
         names, weights = zip(*model.named_weights())
         arch = model.arch_parameters()
         train_loss = F.cross_entropy(model(xt), yt)
-        gw = torch.autograd.grad(train_loss, weights)
+        gw = torch.autograd.grad(train_loss, weights, allow_unused=True)  # single-path: unsampled ops unused
+        gw = [torch.zeros_like(w) if g is None else g for w, g in zip(weights, gw)]
         with torch.no_grad():
             unrolled = []
             for w, g in zip(weights, gw):
