@@ -124,6 +124,8 @@ class DartsLatencySpace:
 
 
 def make_space(name: str, **shape: Any):
+    if name == "fbnetv2" and name not in LATENCY_SPACES:
+        import dnas.spaces.mobile  # noqa: F401  (registers itself)
     cls = LATENCY_SPACES.get(name, "space")
     try:
         return cls(**shape)
