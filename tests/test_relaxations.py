@@ -293,6 +293,22 @@ def test_topo_with_darts_mixing_searches(tmp_path):
     assert [sorted(j for _, j in res.genotype.normal[2 * i : 2 * i + 2]) for i in range(4)] == [list(p) for p in best_pairs(beta, 4)]
 
 
+@pytest.mark.parametrize("relax", ["gdas", "msg", "topo"])
+def test_second_order_step_with_sampling_relaxations(relax):
+    from dnas.data import load_dataset
+    from dnas.strategies.bilevel import Architect
+
+    d = load_dataset("digits", image_size=8)
+    cfg = make_config(overrides=dict(data="digits", image_size=8, init_channels=4, layers=3, relaxation=relax, unrolled=True))
+    torch.manual_seed(0)
+    net = build_supernet(cfg, 10, 1)
+    before = [p.detach().clone() for p in net.arch_parameters()]
+    arch = Architect(net, cfg)
+    loss = arch.step(d.x[:16], d.y[:16], d.x[16:32], d.y[16:32], 0.1, torch.optim.SGD(net.weights(), lr=0.1, momentum=0.9))
+    assert torch.isfinite(loss)
+    assert all((p - b).abs().max() > 0 for p, b in zip(net.arch_parameters(), before))
+
+
 def test_unknown_relaxation_option_is_a_config_error():
     from dnas.errors import ConfigError
 

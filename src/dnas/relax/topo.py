@@ -185,13 +185,18 @@ class TopologyRelaxation(SamplingRelaxation):
 
 
 def _topology_params(model) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(alpha, beta) of each cell type; a supernet of another space can expose its own list as
-    ``model.topology_params()``."""
+    """(alpha, beta) of each searched cell: one pair per cell type, or one per stage when the
+    supernet keeps them in ``nn.ParameterList``s (hierarchical space). A supernet of another
+    shape can expose its own list as ``model.topology_params()``."""
     if hasattr(model, "topology_params"):
         return list(model.topology_params())
-    pairs = [(getattr(model, "alpha_normal", None), getattr(model, "beta_normal", None)),
-             (getattr(model, "alpha_reduce", None), getattr(model, "beta_reduce", None))]
-    return [(a, b) for a, b in pairs if a is not None and b is not None]
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for a_name, b_name in (("alpha_normal", "beta_normal"), ("alpha_reduce", "beta_reduce")):
+        a, b = getattr(model, a_name, None), getattr(model, b_name, None)
+        if a is None or b is None:
+            continue
+        out += list(zip(a, b)) if isinstance(a, nn.ParameterList) else [(a, b)]
+    return out
 
 
 @ARCH_TERMS.register("topo_pa")
@@ -199,6 +204,8 @@ def topology_pa_term(cfg, model):
     """The passive-aggressive invalid-topology penalty, on for ``relaxation: topo`` with a
     positive ``topo_pa_weight``."""
     relax = getattr(model, "relax", None)
+    if not isinstance(relax, TopologyRelaxation):
+        relax = getattr(model, "cell_relax", None)  # hierarchical supernet: the cell relaxation
     if not isinstance(relax, TopologyRelaxation) or relax.pa_weight <= 0:
         return None
     steps = model.steps
