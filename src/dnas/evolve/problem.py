@@ -5,7 +5,8 @@ and a settings dict, so Ray can ship it to a worker): it builds the network, cou
 multiply-adds, measures latency when asked, skips training when a hard limit (``max_params``,
 ``max_macs``, ``max_latency_ms``) is already broken (a constraint violator's error does not
 matter to NSGA-II, which ranks violators by violation first), and otherwise trains for
-``epochs`` epochs on the training split and reports the validation error. A diverging run is
+``epochs`` epochs on the training split, recomputes the BN statistics (short runs leave the
+running averages far behind the weights) and reports the validation error. A diverging run is
 scored as error 1.0 (a real, reproducible property of that network, so retrying it is useless);
 any other exception propagates so the executor retries it.
 
@@ -60,7 +61,7 @@ def _prepared_data(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_briefly(model: nn.Module, d: dict[str, Any], s: dict[str, Any]) -> tuple[float, bool]:
-    """SGD + cosine for ``epochs`` epochs; returns (validation error, diverged)."""
+    """SGD + cosine for ``epochs`` epochs, BN statistics recalibrated; returns (validation error, diverged)."""
     from dnas.data import Batches
     from dnas.train import evaluate
 
@@ -83,8 +84,35 @@ def _train_briefly(model: nn.Module, d: dict[str, Any], s: dict[str, Any]) -> tu
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
+    _recalibrate_bn(model, train, max_batches=20)
     _, acc = evaluate(model, val, torch.device("cpu"))
     return 1.0 - acc, False
+
+
+@torch.no_grad()
+def _recalibrate_bn(model: nn.Module, batches, max_batches: int) -> None:
+    """Replace BN running statistics by exact averages over training batches.
+
+    Why: after a few dozen steps the running averages (momentum 0.1) still lag far behind the
+    moving weights, so eval-mode error is near chance although the network has learnt (on digits
+    after one epoch: 89% accuracy with batch statistics, 10% with running ones). Short-training
+    proxies therefore recompute them, as one-shot NAS evaluators do.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns:
+        return
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+    model.train()
+    batches.set_epoch(0)
+    for b, (xb, _) in enumerate(batches):
+        if b >= max_batches:
+            break
+        model(xb)
+    for bn, m in zip(bns, saved):
+        bn.momentum = m
 
 
 def evaluate_candidate(genotype: dict, settings: dict) -> dict[str, Any]:
