@@ -95,3 +95,16 @@ def test_pc_derivation_multiplies_edge_weights():
     g = net.genotype()
     assert ("avg_pool_3x3", 0) in g.normal[:2]
     assert 0 not in [i for _, i in g.normal[2:4]]
+
+
+def test_random_genotype_is_valid_seeded_and_never_none():
+    from dnas.spaces.darts import random_genotype
+
+    gs = [random_genotype(s) for s in range(20)]
+    assert random_genotype(3) == gs[3]
+    assert len({g.hash() for g in gs}) == 20
+    for g in gs:
+        g.validate()
+        assert all(op != "none" for op, _ in g.normal + g.reduce)
+        for i in range(4):  # two distinct inputs per node
+            assert g.normal[2 * i][1] != g.normal[2 * i + 1][1]

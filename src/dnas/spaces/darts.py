@@ -70,3 +70,22 @@ def derive_cell(weights: torch.Tensor, primitives: Sequence[str], steps: int, ke
             k_best = max(real, key=lambda k: (Wn[j][k], -k))
             gene.append((primitives[k_best], j))
     return gene
+
+
+def random_genotype(seed: int, space: DartsSpace | None = None) -> Genotype:
+    """A genotype drawn uniformly from the discrete DARTS space: each node picks 2 distinct
+    inputs and each edge an op other than ``none`` (the baseline a search has to beat)."""
+    import random
+
+    space = space or DartsSpace()
+    rng = random.Random(seed)
+    ops = [p for p in space.primitives if p != "none"]
+
+    def cell() -> list[tuple[str, int]]:
+        edges = []
+        for i in range(space.steps):
+            for j in sorted(rng.sample(range(i + 2), 2)):
+                edges.append((rng.choice(ops), j))
+        return edges
+
+    return Genotype(cell(), space.concat, cell(), space.concat, "darts", {"method": "random", "seed": seed})
