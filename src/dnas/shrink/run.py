@@ -68,6 +68,7 @@ def run_shrink(
         seed=seed,
         shrink_seconds=round(t_shrink, 3),
     )
+    out.update(tau_shrunk=None, tau_full=None, tau_full_on_shrunk=None)  # stable keys; filled by the one-shot part
     if oneshot:
         if space != "nb201":
             raise ConfigError(f"--no-oneshot: the one-shot supernet exists for nb201 only, not {space!r}")
