@@ -277,3 +277,25 @@ def test_config_errors_name_the_field():
         build_supernet(make_config("hdas-cell", overrides=dict(TINY, layers=3)), 10, 1)
     with pytest.raises(ConfigError, match="link_primitives"):
         make_config("hdas", overrides=dict(link_primitives=["max_pool_3x3", "conv_9x9"]))
+
+
+@pytest.mark.parametrize("relaxation", ["pc", "gdas"])
+def test_other_relaxations_drive_both_levels(relaxation):
+    """Cells and links go through the Relaxation interface, so any registered one works."""
+    from dnas.relax import RELAXATIONS
+
+    if relaxation not in RELAXATIONS:
+        pytest.skip(f"relaxation {relaxation!r} not available")
+    cfg = make_config("hdas", overrides=dict(TINY, cells_per_stage=2, relaxation=relaxation, link_relaxation=relaxation))
+    torch.manual_seed(0)
+    net = build_supernet(cfg, 10, 1)
+    if relaxation == "pc":
+        assert net.beta_normal is not None and len(net.beta_normal) == 3  # per-stage edge normalisation
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    net.relax.on_epoch(0, 2)
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    grads = torch.autograd.grad(loss, net.arch_parameters(), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads[:5])  # cell alphas get gradients
+    assert any(g is not None and g.abs().sum() > 0 for g in grads[-9:])  # so do links / stage ends
+    g = net.genotype()
+    assert g.stage_normal is not None and g.stages is not None
