@@ -31,7 +31,7 @@ class SearchConfig(BaseModel):
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     train_portion: float = Field(0.5, gt=0.0, lt=1.0, description="share of the non-test data for weights; the rest trains the architecture")
     # space and relaxation
-    space: Literal["darts", "hierarchical"] = Field("darts", description="darts (one repeated cell) | hierarchical (H-DAS: per-stage cells and/or stage layouts)")
+    space: Literal["darts", "hierarchical", "fbnetv2"] = Field("darts", description="darts (one repeated cell) | hierarchical (H-DAS: per-stage cells and/or stage layouts) | fbnetv2 (mobile blocks: channel and resolution masking)")
     primitives: list[str] = Field(default_factory=lambda: list(DARTS_PRIMITIVES))
     steps: int = Field(4, ge=1, le=8)
     multiplier: int = Field(4, ge=1, le=8)
@@ -87,6 +87,17 @@ class SearchConfig(BaseModel):
     guard_eig_window: int = Field(3, ge=1, description="trailing window (epochs) averaged before comparing eigenvalues")
     guard_max_skip: int = Field(2, ge=1, description="stop when a derived normal cell has this many skip-connects")
     guard_rank_patience: int = Field(10, ge=1, description="stop when the ranking of learnable ops is unchanged for this many epochs")
+    # cost-aware search (dnas.costloss): lambda * expected cost joins the architecture loss
+    cost_objective: Literal["none", "params", "macs", "latency_table", "latency_predictor"] = Field("none", description="none | params (M) | macs (M) | latency_table (ms, per-op table measured here) | latency_predictor (ms, file from 'dnas latency fit')")
+    cost_lambda: float = Field(0.1, ge=0, description="weight of the cost term (per M params, M MACs or ms)")
+    max_latency_ms: Optional[float] = Field(None, gt=0, description="with a latency objective: penalise only the expected latency above this budget")
+    latency_predictor: Optional[str] = Field(None, description="latency_predictor objective: predictor file written by 'dnas latency fit'")
+    cost_channels: Optional[int] = Field(None, ge=2, description="init channels of the evaluation network whose cost is modelled (default: init_channels)")
+    cost_layers: Optional[int] = Field(None, ge=1, description="cells of the evaluation network whose cost is modelled (default: layers)")
+    cost_image_size: Optional[int] = Field(None, ge=4, description="input size of the evaluation network whose cost is modelled (default: image_size or 32)")
+    # fbnetv2 space (dnas.spaces.mobile): inverted-residual blocks, stem width init_channels, `layers` blocks
+    mobile_expansions: list[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0], description="fbnetv2: candidate hidden widths of each block, as multiples of its input channels")
+    mobile_resolutions: list[float] = Field(default_factory=lambda: [1.0, 0.75, 0.5], description="fbnetv2: candidate input resolutions, as fractions of the image size")
     # run
     seed: int = 0
     device: str = "auto"
@@ -102,6 +113,15 @@ class SearchConfig(BaseModel):
             if p not in OPS:
                 raise ValueError(f"unknown op {p!r} at index {i}; known: {', '.join(OPS.names())}")
         return v
+
+    @model_validator(mode="after")
+    def _register_cost_and_space(self) -> "SearchConfig":
+        # The cost term and the fbnetv2 supernet register themselves on import.
+        if self.cost_objective != "none":
+            import dnas.costloss  # noqa: F401
+        if self.space == "fbnetv2":
+            import dnas.spaces.mobile  # noqa: F401
+        return self
 
     @model_validator(mode="after")
     def _cell_needs_stage_search(self) -> "SearchConfig":
