@@ -1,5 +1,6 @@
 """Hierarchical search (H-DAS): genotype format v2, stage derivation, the depth term, evaluation
 networks, and short real searches of the three presets on digits (complete, interrupt, resume)."""
+import copy
 import json
 
 import pytest
@@ -163,6 +164,7 @@ def test_supernet_genotype_follows_hand_set_link_and_stage_end_weights():
             (("avg_pool_3x3", 2), ("skip_connect", 3)))
     assert g.stages[0].links == full and g.stages[0].concat == (3, 4)
     assert g.stages[1].links == full[:2] and g.stages[1].concat == (2, 3)
+    assert copy.deepcopy(net).genotype() == g  # copyable (cost counting and export deep-copy models)
     assert build_network(g, C=4, layers=5, num_classes=10, in_channels=1).eval()(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 

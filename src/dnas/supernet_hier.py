@@ -72,7 +72,10 @@ class RelaxationGroup:
         self.name = "+".join(m.name for m in self.members)
 
     def __getattr__(self, item: str):  # weight_loss, arch_loss, ... of the primary relaxation
-        return getattr(self.__dict__["primary"], item)
+        primary = self.__dict__.get("primary")
+        if primary is None or item.startswith("__"):  # copy/pickle protocol lookups on a bare instance
+            raise AttributeError(item)
+        return getattr(primary, item)
 
     def on_epoch(self, epoch: int, epochs: int) -> None:
         for m in self.members:
