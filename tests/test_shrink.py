@@ -17,7 +17,9 @@ from dnas.evaluators import make_evaluator
 from dnas.evaluators.base import EvalResult
 from dnas.genotype import PUBLISHED, Genotype
 from dnas.shrink import (
+    FiniteUniverse,
     Pocket,
+    PredictorEvaluator,
     RestrictedEvaluator,
     ShrinkConfig,
     ShrunkSpace,
@@ -34,7 +36,7 @@ from dnas.shrink import (
     space_metrics,
     true_accuracies,
 )
-from dnas.shrink.oneshot import NB201OneShot, make_sampler, oneshot_data, score_archs, train_oneshot
+from dnas.shrink.oneshot import NB201OneShot, OneShotEvaluator, make_sampler, oneshot_data, score_archs, train_oneshot
 from dnas.spaces.nb201 import NB201_OPS, NB201Arch, all_archs, sample_archs
 from dnas.strategies.base import get_space
 
@@ -183,6 +185,21 @@ def test_shrink_on_the_shipped_records_is_deterministic_and_improves_the_space()
         shrink(ev, space="darts")
 
 
+def test_shrinkage_driven_by_a_fitted_predictor_finds_good_pockets():
+    from dnas.predictors import make_predictor
+
+    truth = true_accuracies(make_evaluator(TABLE))
+    archs = list(truth)
+    train = random.Random(0).sample(archs, 100)
+    pred = make_predictor("mlp", seed=0, epochs=60, ensemble=1)
+    pred.fit(train, [truth[a] for a in train])
+    sh = shrink(PredictorEvaluator(pred), seed=0, universe=FiniteUniverse(archs))
+    m = space_metrics(sh, truth)
+    assert m["mean_accuracy"] > m["full_mean_accuracy"] + 3  # judged by the table, never queried
+    with pytest.raises(DataError, match="predict"):
+        PredictorEvaluator(object())
+
+
 def test_shrunk_space_is_searchable_and_round_trips(tmp_path):
     ev = make_evaluator(TABLE)
     sh = shrink(ev, seed=0)
@@ -254,6 +271,12 @@ def test_oneshot_supernet_trains_on_pocket_members_only():
         acc, loss = score_archs(net, [good, NB201Arch(("none",) * 6)], val)
         assert acc[0] > 40.0 and acc[1] < 20.0  # a trained member vs a cell that outputs zeros
         assert score_archs(net, [good], val) == ([acc[0]], [loss[0]])  # deterministic
+        # the trained supernet as the evaluator that drives shrinkage
+        zero = NB201Arch(("none",) * 6)
+        sub_val = (val[0][:128], val[1][:128])
+        sh = shrink(OneShotEvaluator(net, sub_val), seed=0, universe=FiniteUniverse(allowed + [zero]),
+                    config=ShrinkConfig(initial=4, pockets=1, radius=0, min_distance=0, samples=1, max_rounds=2))
+        assert sh.pockets[0].center != zero and sh.info["queries"] == 4
         mask = np.zeros((6, 5), dtype=bool)
         mask[:, [1, 2]] = True
         masked = make_sampler(edge_mask=mask)
