@@ -200,6 +200,27 @@ def test_shrinkage_driven_by_a_fitted_predictor_finds_good_pockets():
         PredictorEvaluator(object())
 
 
+def test_shrink_on_darts_genotype_records():
+    from dnas.evaluators.tabular import TabularEvaluator
+
+    sp, rng = get_space("darts"), random.Random(0)
+    ref = sp.sample(rng)
+    near = {g for g in sp.neighbours(ref)[::9]}  # 16 one-edit neighbours of the optimum
+    far = {sp.sample(rng) for _ in range(44)}
+    recs = []
+    for g in [ref, *near, *far]:
+        d = g.to_dict()
+        recs.append({**{k: d[k] for k in ("normal", "normal_concat", "reduce", "reduce_concat")},
+                     "val_accuracy": 95.0 - 0.5 * darts_distance(g, ref)})
+    ev = TabularEvaluator(recs)
+    sh = shrink(ev, space="darts", seed=0, config=ShrinkConfig(initial=12, pockets=2, radius=2, min_distance=4, samples=8))
+    m = space_metrics(sh, true_accuracies(ev))
+    assert m["best_kept"] and ref == sh.pockets[0].center and sh.info["queries"] < len(recs)
+    assert m["mean_accuracy"] > m["full_mean_accuracy"] + 3
+    back = ShrunkSpace.from_dict(json.loads(json.dumps(sh.to_dict())))
+    assert back.archs() == sh.archs()
+
+
 def test_shrunk_space_is_searchable_and_round_trips(tmp_path):
     ev = make_evaluator(TABLE)
     sh = shrink(ev, seed=0)

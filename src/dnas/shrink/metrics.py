@@ -10,7 +10,8 @@
   full space's best architecture is a member; ``top_k_kept`` the fraction of the full space's
   top ``top_fraction`` (default 5%) that was kept (recall of the good region);
 * diversity: ``pockets`` (how many), ``mean_distance`` (mean pairwise edit distance of the
-  members, against ``full_mean_distance`` of the full space) and ``center_min_distance`` (the
+  members, against ``full_mean_distance`` of the full space; over a seeded subset of 3000
+  NB201 / 300 DARTS archs when larger) and ``center_min_distance`` (the
   closest two pocket centres).
 
 :func:`ranking_taus` gives the one-shot ranking quality: ``tau_shrunk`` is Kendall's tau between
@@ -31,11 +32,14 @@ from dnas.errors import ConfigError
 from dnas.predictors.metrics import kendall_tau
 from dnas.shrink.distance import pairwise
 from dnas.shrink.space import ShrunkSpace
+from dnas.spaces.nb201 import NB201Arch
 
 
-def _mean_pairwise(archs: Sequence[Hashable], max_archs: int = 3000, seed: int = 0) -> float | None:
+def _mean_pairwise(archs: Sequence[Hashable], max_archs: int | None = None, seed: int = 0) -> float | None:
     if len(archs) < 2:
         return None
+    if max_archs is None:  # NB201 distances are vectorised; DARTS ones solve a matching per node
+        max_archs = 3000 if isinstance(archs[0], NB201Arch) else 300
     if len(archs) > max_archs:  # a seeded subset keeps the (n, n) matrix small
         idx = np.random.default_rng(seed).choice(len(archs), max_archs, replace=False)
         archs = [archs[i] for i in idx]
