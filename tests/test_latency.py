@@ -157,7 +157,11 @@ def _dnas(*args):
     return r.stdout
 
 
-def test_latency_cli_collect_fit_evaluate(tmp_path):
+def test_latency_cli_collect_fit_evaluate(tmp_path, monkeypatch):
+    monkeypatch.setenv("DNAS_CACHE_DIR", str(tmp_path / "cache"))
+    m = json.loads(_dnas("latency", "measure", "DARTS_V2", "--channels", "4", "--layers", "3", "--image-size", "8",
+                         "--repeats", "3", "--warmup", "1", "--json"))
+    assert m["latency_ms"] > 0 and m["table_ms"] > 0 and m["params"] > 0 and m["macs"] > 0
     tiny = ["--space", "fbnetv2", "--channels", "4", "--layers", "3", "--image-size", "8", "--in-channels", "1",
             "--repeats", "3", "--warmup", "1", "--cache-dir", str(tmp_path / "cache")]
     out = json.loads(_dnas("latency", "collect", *tiny, "--samples", "24", "--out", str(tmp_path / "d.json"), "--json"))

@@ -131,6 +131,57 @@ def evaluate_cmd(
     _report(res, as_json)
 
 
+@latency_app.command("measure")
+def measure_cmd(
+    genotype: str = typer.Argument(..., help="genotype JSON file or published name (DARTS_V2); fbnetv2 genotype files too"),
+    channels: int = typer.Option(8, min=2, help="darts: init channels of the evaluation network"),
+    layers: int = typer.Option(5, min=1, help="darts: cells"),
+    image_size: int = typer.Option(16, min=4, help="darts: input size (fbnetv2 genotypes carry their own)"),
+    in_channels: int = typer.Option(3, min=1),
+    num_classes: int = typer.Option(10, min=2),
+    repeats: int = typer.Option(21, min=1),
+    warmup: int = typer.Option(5, min=0),
+    threads: int = typer.Option(1, min=1),
+    device: str = typer.Option("cpu"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Measure one architecture's evaluation network: median latency, params, MACs (and the
+    lookup-table estimate for DARTS genotypes)."""
+    import json as _json
+    from pathlib import Path as _Path
+
+    from dnas.cost import count_macs, count_params
+    from dnas.latency import LatencyTable, device_key, measure_module
+
+    spec = _Path(genotype)
+    d = _json.loads(spec.read_text()) if spec.exists() else None
+    res: dict = {}
+    if d is not None and d.get("space") == "fbnetv2":
+        from dnas.spaces.mobile import build_mobile_network, load_mobile_genotype
+
+        g = load_mobile_genotype(d)
+        model = build_mobile_network(g, num_classes, in_channels)
+        shape = (in_channels, g.input_size, g.input_size)
+    else:
+        from dnas.genotype import load_genotype
+        from dnas.opcost import NetShape, build_net, cost_matrices, genotype_cost
+
+        g = load_genotype(genotype)
+        net = NetShape(channels, layers, image_size, in_channels, num_classes, g.steps)
+        model = build_net(g, net)
+        shape = net.input_shape
+        prims = sorted({op for op, _ in g.normal + g.reduce} | {"none"})
+        tab = LatencyTable(device, threads=threads)
+        res["table_ms"] = round(genotype_cost(g, prims, cost_matrices(prims, net, "latency", tab), g.steps), 4)
+    res.update(latency_ms=round(measure_module(model, shape, device=device, warmup=warmup, repeats=repeats, threads=threads), 4),
+               params=count_params(model), macs=count_macs(model, shape), input_shape=list(shape),
+               device_key=device_key(device, threads))
+    if as_json:
+        emit_json(res)
+    else:
+        typer.echo("  ".join(f"{k}: {v}" for k, v in res.items()))
+
+
 def _report(res: dict, as_json: bool) -> None:
     if as_json:
         emit_json(res)

@@ -415,6 +415,8 @@ def mobile_cost_tables(space: MobileSpace, kind: str, table=None) -> tuple[torch
     exactly for params and MACs."""
     from dnas.cost import count_macs, count_params
 
+    if kind == "latency" and table is None:
+        raise ValueError("latency cost tables need a LatencyTable")
     key = (space, kind, None if table is None else table.key)
     if key in _TABLE_CACHE:
         return _TABLE_CACHE[key]
@@ -451,8 +453,6 @@ def mobile_cost_tables(space: MobileSpace, kind: str, table=None) -> tuple[torch
                     m = mk()
                 fixed[r] += (count_params(m) if kind == "params" else count_macs(m, shape)) / 1e6
     if kind == "latency":
-        if table is None:
-            raise ValueError("latency cost tables need a LatencyTable")
         for (r, b, o), v in zip(where, table.lookup(items)):
             if b < 0:
                 fixed[r] += v
