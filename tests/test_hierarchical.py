@@ -21,7 +21,7 @@ from dnas.strategies.bilevel import Architect, build_supernet
 
 # Tiny but real: digits at 8 px, narrow cells with 2 nodes and 4 candidate ops, 1-2 cells per stage.
 TINY = dict(
-    data="digits", image_size=8, init_channels=4, batch_size=32, max_samples=160, epochs=2, warmup_epochs=1,
+    data="digits", image_size=8, init_channels=4, batch_size=32, max_samples=128, epochs=2, warmup_epochs=1,
     threads=1, steps=2, multiplier=2, primitives=["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"], layers=5,
 )
 PRESET_EXTRA = {"hdas-stage": dict(cells_per_stage=2), "hdas-cell": {}, "hdas": dict(cells_per_stage=2)}
