@@ -8,6 +8,12 @@ RSS, and ratios against the first configuration. Writes bench/results/search_ste
 
     python bench/search_step.py                         # darts vs pc, contiguous vs channels_last
     python bench/search_step.py --relaxations pc --iters 3 --batch 256
+    python bench/search_step.py --relaxations all --channels-last off \
+        --out bench/results/relaxations_step.json      # every relaxation, ratios vs darts
+
+A relaxation is named as in the config, with an optional variant after a colon: ``topo:pc``
+is TopoNAS with PC-DARTS op mixing (``topo_ops: pc``). MSG-DAS runs with its defaults (K=2
+sub-graphs, ensemble distillation).
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "search_step.json"
+#: ``--relaxations all``: every built-in relaxation (``topo:pc`` = TopoNAS with PC-DARTS op mixing).
+ALL_RELAXATIONS = ("darts", "pc", "gdas", "msg", "topo", "topo:pc")
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -31,7 +39,9 @@ def worker(args: argparse.Namespace) -> dict:
     from dnas.strategies.bilevel import Architect, build_supernet
 
     device = torch.device(args.device)
-    cfg = make_config(overrides=dict(relaxation=args.relaxation, init_channels=args.C, layers=args.layers,
+    name, _, variant = args.relaxation.partition(":")
+    extra = {"topo_ops": variant} if name == "topo" and variant else {}
+    cfg = make_config(overrides=dict(relaxation=name, **extra, init_channels=args.C, layers=args.layers,
                                      batch_size=args.batch, image_size=None, channels_last=args.channels_last))
     torch.manual_seed(0)
     model = build_supernet(cfg, 10, 3).to(device)
@@ -51,7 +61,7 @@ def worker(args: argparse.Namespace) -> dict:
         (xt, yt), (xv, yv) = batch(), batch()
         architect.step(xt, yt, xv, yv, cfg.lr, w_opt)
         loss, _ = model.relax.weight_loss(model, xt, yt)
-        grads = torch.autograd.grad(loss, weights)
+        grads = torch.autograd.grad(loss, weights, allow_unused=True)  # single-path: unsampled ops unused
         for p, g in zip(weights, grads):
             p.grad = g
         torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
@@ -87,7 +97,7 @@ def worker(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--relaxations", nargs="+", default=["darts", "pc"])
+    ap.add_argument("--relaxations", nargs="+", default=["darts", "pc"], help=f"names, or 'all' for: {' '.join(ALL_RELAXATIONS)}")
     ap.add_argument("--channels-last", choices=["off", "on", "both"], default="both")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--C", type=int, default=16)
@@ -106,6 +116,8 @@ def main() -> None:
         print(json.dumps(worker(args)))
         return
     formats = {"off": [0], "on": [1], "both": [0, 1]}[args.channels_last]
+    if args.relaxations == ["all"]:
+        args.relaxations = list(ALL_RELAXATIONS)
     rows = []
     for relax in args.relaxations:
         for cl in formats:
@@ -124,6 +136,16 @@ def main() -> None:
         if base and "images_per_s" in r:
             r["speed_vs_first"] = round(r["images_per_s"] / base["images_per_s"], 3)
             r["memory_vs_first"] = round(r["peak_rss_mb"] / base["peak_rss_mb"], 3)
+        darts = next((d for d in rows if d.get("relaxation") == "darts" and d.get("channels_last") == r.get("channels_last") and "images_per_s" in d), None)
+        if darts and "images_per_s" in r:
+            r["speed_vs_darts"] = round(r["images_per_s"] / darts["images_per_s"], 3)
+            r["memory_vs_darts"] = round(r["peak_rss_mb"] / darts["peak_rss_mb"], 3)
+            # peak RSS growth during the iterations (activations, gradients), without the import/model baseline
+            grow, grow_d = r["peak_rss_mb"] - r["rss_before_mb"], darts["peak_rss_mb"] - darts["rss_before_mb"]
+            if grow_d > 0:
+                r["iteration_memory_vs_darts"] = round(grow / grow_d, 3)
+            if "peak_cuda_mb" in r and "peak_cuda_mb" in darts:
+                r["cuda_memory_vs_darts"] = round(r["peak_cuda_mb"] / darts["peak_cuda_mb"], 3)
     result = {
         "benchmark": "search_step",
         "config": {k: getattr(args, k) for k in ("batch", "C", "layers", "size", "iters", "threads", "device")},
