@@ -138,3 +138,34 @@ def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **o
     say(quiet, f"best accuracy: {result['best_accuracy']:.2f}  after {result['queries']} queries")
     if out:
         say(quiet, f"run directory: {out}")
+
+
+def search_summary(result) -> str:
+    """The end-of-search summary: what ran, where the run directory is, the genotype, and the
+    commands to run next (train it, report on it, watch it in TensorBoard)."""
+    hist, g, run = result.history, result.genotype, Path(result.run_dir)
+    final = hist[-1] if hist else {}
+    secs = sum(h.get("seconds", 0.0) for h in hist)
+    head = f"search finished: {len(hist)} epoch(s) in {secs:.1f} s"
+    if final.get("val_acc") is not None:
+        head += f", final val acc {final['val_acc']:.4f}"
+    if final.get("world_size"):
+        head += f", {final['world_size']} ranks"
+    lines = [head]
+    stop = g.meta.get("guard_stop")
+    if stop:
+        lines.append(f"collapse guard stopped the search: {stop.get('reason')} (kept epoch {int(stop.get('chosen_epoch', 0)) + 1})")
+    lines.append(f"genotype {g.hash()}")
+    if getattr(g, "space", "darts") == "fbnetv2":  # no cells: per-block channels and a resolution
+        lines.append(f"  {g}")
+    else:
+        lines.append("  normal: " + ", ".join(f"{o}<-{i}" for o, i in g.normal) + f"  concat {list(g.normal_concat)}")
+        lines.append("  reduce: " + ", ".join(f"{o}<-{i}" for o, i in g.reduce) + f"  concat {list(g.reduce_concat)}")
+    files = [n for n in ("genotype.json", "events.jsonl", "checkpoint.pt", "result.json", "config.yaml", "tb") if (run / n).exists()]
+    lines.append(f"run directory: {run}  ({', '.join(files)})")
+    lines.append("next:")
+    lines.append(f"  dnas train {run / 'genotype.json'} --data {g.meta.get('data', 'mnist')}")
+    lines.append(f"  dnas report {run}")
+    if (run / "tb").exists():
+        lines.append(f"  tensorboard --logdir {run}")
+    return "\n".join(lines)
