@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "dnas.commands.evolve",
     "dnas.commands.latency",
     "dnas.commands.shrink",
+    "dnas.commands.report",
 ]
 
 

@@ -103,6 +103,7 @@ class SearchConfig(BaseModel):
     device: str = "auto"
     channels_last: bool = Field(False, description="run the supernet in channels_last memory format (faster depthwise convs on CPU)")
     threads: Optional[int] = Field(None, ge=1)
+    nproc: int = Field(1, ge=1, description="data-parallel ranks started on this machine (torch.distributed; batch_size stays the global batch, so lr needs no scaling); under torchrun the ranks come from the environment")
 
     @field_validator("primitives", "link_primitives")
     @classmethod

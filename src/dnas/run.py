@@ -12,6 +12,7 @@ Every file is written atomically; a run killed at any point resumes from its las
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -50,6 +51,9 @@ class RunDir:
         return self.path / "result.json"
 
     def create(self, exist_ok: bool = False) -> "RunDir":
+        # Under torchrun every rank creates the run; rank 0 alone checks it is new (the others
+        # would race with rank 0's first writes) and alone writes to it.
+        exist_ok = exist_ok or os.environ.get("RANK", "0") != "0"
         if self.path.exists() and any(self.path.iterdir()) and not exist_ok:
             raise DnasError(
                 f"run directory {self.path} already exists and is not empty; pass --resume {self.path} to continue it or choose another --out"

@@ -19,10 +19,65 @@ def subsample(data: ImageData, max_samples: int | None, seed: int) -> ImageData:
     return ImageData(data.name, data.x[idx], data.y[idx], data.num_classes, data.classes, data.test_x, data.test_y)
 
 
-def search_batches(cfg: SearchConfig) -> tuple[Batches, Batches, int, int]:
+class ShardedBatches:
+    """One rank's slice of every global batch of ``base``.
+
+    Every rank iterates the same seeded global batches as a single process would (same order,
+    same augmentation, applied to the whole batch) and keeps the contiguous slice
+    ``[rank * n / world, (rank + 1) * n / world)`` (sizes differ by at most one), so the ranks
+    together see exactly the single-process batches. ``share`` is the slice's fraction of the
+    global batch just yielded: the weight of this rank's gradient in the global one. A final
+    batch with fewer samples than ranks is skipped by every rank (it would leave a rank empty).
+    """
+
+    def __init__(self, base: Batches, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+        self.base, self.rank, self.world_size = base, rank, world_size
+        self.share = 1.0 / world_size
+
+    @property
+    def transform(self):
+        return self.base.transform
+
+    @transform.setter
+    def transform(self, value) -> None:
+        self.base.transform = value
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.base.set_epoch(epoch, start_batch)
+
+    def __len__(self) -> int:
+        if not hasattr(self.base, "batch_size"):  # another batch iterator: assume no short batch
+            return len(self.base)
+        last = len(self.base.y) % self.base.batch_size
+        short = not self.base.drop_last and 0 < last < self.world_size
+        return len(self.base) - short
+
+    def __iter__(self):
+        for xb, yb in self.base:
+            n = len(yb)
+            if n < self.world_size:
+                continue
+            q, r = divmod(n, self.world_size)
+            lo = self.rank * q + min(self.rank, r)
+            hi = lo + q + (self.rank < r)
+            self.share = (hi - lo) / n
+            yield xb[lo:hi], yb[lo:hi]
+
+
+def search_batches(cfg: SearchConfig, rank: int = 0, world_size: int = 1):
+    """Train and val batches (this rank's shards of them when ``world_size > 1``; the global
+    batch is ``cfg.batch_size``), the number of classes and input channels."""
+    from dnas.errors import ConfigError
+
+    if world_size > cfg.batch_size:
+        raise ConfigError(f"batch_size: {cfg.batch_size} is the global batch and cannot be split over {world_size} ranks; raise batch_size to at least {world_size}")
     data = subsample(load_dataset(cfg.data, image_size=cfg.image_size), cfg.max_samples, cfg.seed)
     splits = split_dataset(data, seed=cfg.seed, val_fraction=1.0 - cfg.train_portion, test_fraction=cfg.test_fraction)
     tf = default_eval_transform(data)
     train_b = Batches(*splits.train, cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=False, transform=tf)
     val_b = Batches(*splits.val, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, drop_last=False, transform=tf)
+    if world_size > 1:
+        train_b, val_b = ShardedBatches(train_b, rank, world_size), ShardedBatches(val_b, rank, world_size)
     return train_b, val_b, data.num_classes, data.in_channels

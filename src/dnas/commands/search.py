@@ -2,6 +2,7 @@
 ``--strategy``, a search over a tabular benchmark."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -44,6 +45,7 @@ def search(
     cost_lambda: Optional[float] = typer.Option(None, "--cost-lambda", min=0, help="weight of the cost term (per M params, M MACs or ms)"),
     max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="penalise only expected latency above this budget"),
     latency_predictor: Optional[str] = typer.Option(None, "--latency-predictor", help="predictor file from 'dnas latency fit' (implies --cost latency_predictor)"),
+    nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="data-parallel ranks on this machine (torch.distributed, gloo on CPU / nccl on GPU); --batch-size stays the global batch"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
@@ -80,14 +82,22 @@ def search(
         latency_predictor=latency_predictor,
     )
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if nproc is not None:
+        overrides["nproc"] = nproc
+    from dnas import distributed
+
+    if distributed.launched() and out is None and resume is None:
+        from dnas.errors import ConfigError
+
+        raise ConfigError("--out: required under torchrun, so that every rank uses the same run directory")
     result = api.search(config, preset=preset, out=out, resume=resume, progress=show_progress(quiet, as_json), **overrides)
+    if distributed.launched() and os.environ.get("RANK", "0") != "0":
+        return  # rank 0 reports
     if as_json:
         emit_json({"genotype": result.genotype.to_dict(), "run_dir": str(result.run_dir),
                    "val_acc": result.history[-1]["val_acc"] if result.history else None})
         return
-    say(quiet, f"genotype: {result.genotype}")
-    say(quiet, f"run directory: {result.run_dir}  (genotype.json, events.jsonl, checkpoint.pt, result.json)")
-    say(quiet, f"next: dnas train {result.run_dir}/genotype.json --data {result.genotype.meta.get('data', 'mnist')}")
+    say(quiet, search_summary(result))
     if quiet:
         typer.echo(result.genotype.to_json(indent=None))
 

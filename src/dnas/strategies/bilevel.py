@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from dnas.config import SearchConfig, save_config
-from dnas.errors import DivergenceError
+from dnas.errors import DivergenceError, DnasError
 from dnas.genotype import Genotype
 from dnas.progress import progress as progress_display
 from dnas.guard import CollapseGuard
@@ -32,6 +32,7 @@ from dnas.spaces.darts import DartsSpace
 from dnas.registry import Registry
 from dnas.strategies.terms import arch_terms
 from dnas.supernet import Supernet
+from dnas.tb import open_tensorboard
 
 
 @dataclass
@@ -39,6 +40,12 @@ class SearchResult:
     genotype: Genotype
     run_dir: Path
     history: list[dict] = field(default_factory=list)
+    #: SHA-256 of the final architecture parameters' bytes (equal on every rank of a distributed run).
+    arch_digest: str | None = None
+    #: The final architecture parameters by name (CPU tensors).
+    arch: dict | None = None
+    #: Per-rank outcomes of a ``nproc > 1`` run (genotype, arch, digest), from the launcher.
+    ranks: list | None = None
 
 
 def _check_finite(loss: torch.Tensor, where: str, epoch: int, step: int) -> None:
@@ -59,6 +66,8 @@ class Architect:
         self.terms = arch_terms(cfg, model)
         self.extra_steps = arch_steps(cfg, model)
         self.last_terms: dict[str, float] = {}
+        #: Data-parallel gradient reduction (:class:`dnas.distributed.GradSync`); None for one process.
+        self.sync = None
         self.unrolled = cfg.unrolled
         self.momentum = cfg.momentum
         self.weight_decay = cfg.weight_decay
@@ -74,6 +83,8 @@ class Architect:
         else:
             loss = self.model.relax.arch_loss(self.model, xv, yv)
             grads = torch.autograd.grad(loss, arch)  # weight gradients are never computed
+            if self.sync is not None:  # global-batch gradient (the unrolled path reduces inside)
+                grads = self.sync.val(grads)
         grads = list(grads)
         if self.terms:
             # Extra objective terms (cost, regularisers) depend on the architecture parameters
@@ -117,6 +128,8 @@ class Architect:
         train_loss = F.cross_entropy(model(xt), yt)
         gw = torch.autograd.grad(train_loss, weights, allow_unused=True)  # single-path: unsampled ops unused
         gw = [torch.zeros_like(w) if g is None else g for w, g in zip(weights, gw)]
+        if self.sync is not None:
+            gw = self.sync.train(gw)
         with torch.no_grad():
             unrolled = []
             for w, g in zip(weights, gw):
@@ -131,6 +144,9 @@ class Architect:
         g = torch.autograd.grad(val_loss, list(arch) + unrolled, allow_unused=True)
         dalpha = [x if x is not None else torch.zeros_like(a) for x, a in zip(g[: len(arch)], arch)]
         vector = [x if x is not None else torch.zeros_like(u) for x, u in zip(g[len(arch) :], unrolled)]
+        if self.sync is not None:
+            g = self.sync.val(dalpha + vector)
+            dalpha, vector = g[: len(arch)], g[len(arch) :]
         # Hessian-vector product d2L_train/(dalpha dw) . v by central finite differences.
         R = self.fd_radius / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)
         with torch.no_grad():
@@ -144,7 +160,10 @@ class Architect:
         with torch.no_grad():
             for w, v in zip(weights, vector):
                 w.add_(v, alpha=R.item())
-        grads = [da - eta * (p - n) / (2 * R) for da, p, n in zip(dalpha, gp, gn)]
+        diff = [p - n for p, n in zip(gp, gn)]
+        if self.sync is not None:
+            diff = self.sync.train(diff)
+        grads = [da - eta * d / (2 * R) for da, d in zip(dalpha, diff)]
         return grads, val_loss
 
 
@@ -162,7 +181,8 @@ def _first_batch(batches, device) -> tuple[torch.Tensor, torch.Tensor]:
     return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def _evaluate(model: torch.nn.Module, batches, device) -> tuple[float, float]:
+def _evaluate(model: torch.nn.Module, batches, device, dist=None) -> tuple[float, float]:
+    """Loss and accuracy over ``batches`` (this rank's shards; summed over the ranks)."""
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
     with torch.no_grad():
@@ -173,6 +193,8 @@ def _evaluate(model: torch.nn.Module, batches, device) -> tuple[float, float]:
             correct += (out.argmax(1) == y).sum().item()
             total += y.numel()
     model.train()
+    if dist is not None:
+        loss_sum, correct, total = dist.sum_floats([loss_sum, correct, total])
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
@@ -220,14 +242,25 @@ def build_hierarchical_supernet(cfg: SearchConfig, num_classes: int, in_channels
 
 
 def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, progress: bool = True) -> SearchResult:
-    """Run (or resume) a bilevel cell search in ``run``; returns the derived genotype."""
+    """Run (or resume) a bilevel cell search in ``run``; returns the derived genotype.
+
+    With ``cfg.nproc > 1`` (and not already inside a launcher) the search runs data-parallel on
+    that many local ranks; under torchrun each process is one rank (see :mod:`dnas.distributed`)."""
+    from dnas import distributed
     from dnas.searchdata import search_batches
 
+    if cfg.nproc > 1 and not distributed.launched():
+        return distributed.launch_search(cfg, run, resume=resume, progress=progress)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    dist = distributed.setup(device)  # single-process no-op outside a launcher
+    device = dist.device(device)
+    progress = progress and dist.is_main
+    if dist.enabled and dist.broadcast_object(str(run.path.resolve())) != str(run.path.resolve()):
+        raise DnasError(f"rank {dist.rank}: run directory {run.path} differs from rank 0's; pass the same --out to every rank")
     seed_everything(cfg.seed)
-    train_b, val_b, num_classes, in_channels = search_batches(cfg)
+    train_b, val_b, num_classes, in_channels = search_batches(cfg, rank=dist.rank, world_size=dist.world_size)
     model = build_supernet(cfg, num_classes, in_channels).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -237,6 +270,8 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, cfg.epochs, eta_min=cfg.lr_min)
     architect = Architect(model, cfg)
     guard = CollapseGuard(cfg)
+    sync = distributed.GradSync(dist) if dist.enabled else None
+    architect.sync = sync
 
     start_epoch = 0
     ckpt = run.load_checkpoint() if resume else None
@@ -248,15 +283,19 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
         model.relax.load_state(ckpt.get("relax", {}))
         set_rng_state(ckpt["rng"])
         start_epoch = int(ckpt["epoch"]) + 1
-        run.truncate_events(start_epoch)
-        run.log("resume", from_epoch=start_epoch)
-    else:
+        if dist.is_main:
+            run.truncate_events(start_epoch)
+            run.log("resume", from_epoch=start_epoch)
+    elif dist.is_main:
         save_config(cfg, run.config)
-        run.log("start", kind="search", config=cfg.model_dump(mode="json"))
+        run.log("start", kind="search", config=cfg.model_dump(mode="json"), **({"world_size": dist.world_size} if dist.enabled else {}))
+    dist.barrier()  # rank 0 has trimmed the event log before anyone reads it
+    dist.broadcast_(list(model.parameters()) + list(model.buffers()))  # every rank starts from rank 0's state
+    tb = open_tensorboard(run.path, purge_step=start_epoch) if dist.is_main else None
 
     history = [e for e in run.read_events("epoch")]
     stopped = guard.stop_decision(history)  # a resumed run that the guard had already stopped
-    if stopped is not None and not run.read_events("guard_stop"):
+    if stopped is not None and dist.is_main and not run.read_events("guard_stop"):
         run.log("guard_stop", **stopped)
     model.train()
     with progress_display(progress) as bar:
@@ -277,17 +316,23 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             weights = model.weights()
             for step, ((xt, yt), (xv, yv)) in enumerate(zip(train_b, val_b)):
                 xt, yt = xt.to(device, non_blocking=True), yt.to(device, non_blocking=True)
+                val_share = 1.0
+                if sync is not None:  # this rank's shares of the global train and val batches
+                    val_share = val_b.share
+                    sync.set_shares(train_b.share, val_share)
                 if search_arch:
                     xv, yv = xv.to(device, non_blocking=True), yv.to(device, non_blocking=True)
                     a_loss = architect.step(xt, yt, xv, yv, lr, w_opt)
                     _check_finite(a_loss, "architecture", epoch, step)
-                    arch_loss_sum += a_loss.item()
+                    arch_loss_sum += a_loss.item() * val_share
                     arch_steps += 1
                 loss, logits = model.relax.weight_loss(model, xt, yt)
                 _check_finite(loss, "training", epoch, step)
                 # Single-path relaxations (gdas, msg) leave the unsampled ops out of the graph: their
                 # gradient is None, so SGD skips them this step (no decay, no momentum), as with backward().
                 grads = torch.autograd.grad(loss, weights, allow_unused=True)
+                if sync is not None:
+                    grads = sync.train(grads, like=weights)
                 for p, g in zip(weights, grads):
                     p.grad = g
                 torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
@@ -299,9 +344,17 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 correct += (logits.argmax(1) == yt).sum().item()
                 bar.advance(steps_task, info=f"loss {loss_sum / n:.3f}")
             sched.step()
-            val_loss, val_acc = _evaluate(model, val_b, device)
+            drift = None
+            if dist.enabled:
+                n, correct, loss_sum, arch_loss_sum = dist.sum_floats([n, correct, loss_sum, arch_loss_sum])
+                dist.average_buffers_(model)
+                drift = dist.drift(list(model.parameters()))
+            val_loss, val_acc = _evaluate(model, val_b, device, dist if dist.enabled else None)
             genotype = model.genotype()
-            guard_rec = guard.record(model, genotype, _first_batch(val_b, device), epoch, history) if guard.enabled else None
+            guard_rec = None
+            if guard.enabled and dist.is_main:  # the guard batch is the full global batch
+                guard_rec = guard.record(model, genotype, _first_batch(getattr(val_b, "base", val_b), device), epoch, history)
+            guard_rec = dist.broadcast_object(guard_rec)  # one stop decision for all ranks
             record = {
                 "epoch": epoch,
                 "lr": lr,
@@ -318,8 +371,18 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             }
             if guard_rec is not None:
                 record["guard"] = guard_rec
-            run.log("epoch", **record)
+            if drift is not None:
+                record["world_size"], record["rank_drift"] = dist.world_size, drift
+                if drift != 0.0:
+                    raise DnasError(f"epoch {epoch}: parameters differ across ranks by {drift:g}; this is a dnas bug, please report it")
             history.append(record)
+            if not dist.is_main:
+                bar.advance(epochs_task)
+                stopped = guard.stop_decision(history)
+                continue
+            run.log("epoch", **record)
+            if tb is not None:
+                tb.write(epoch, record)
             run.save_checkpoint(
                 {
                     "epoch": epoch,
@@ -338,11 +401,19 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 run.log("guard_stop", **stopped)
                 bar.log(f"collapse guard: {stopped['reason']}; keeping the genotype of epoch {stopped['chosen_epoch'] + 1}")
 
+    if tb is not None:
+        tb.close()
     meta = dict(method=f"bilevel/{cfg.relaxation}" + ("/2nd-order" if cfg.unrolled else ""), seed=cfg.seed, data=cfg.data, run=str(run.path))
     if stopped is not None:  # the collapse guard ended the search: keep the genotype of the epoch its rule chose
         genotype = guard.chosen_genotype(history, stopped).with_meta(**meta, guard_stop=stopped)
     else:
         genotype = model.genotype(**meta)
+    arch_ids = {id(a) for a in model.arch_parameters()}
+    arch = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if id(p) in arch_ids}
+    digest = distributed.tensor_digest(arch.values())
+    if not dist.is_main:
+        dist.close()
+        return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch)
     genotype.save(run.genotype)
     final = history[-1] if history else {}
     run.write_result(
@@ -356,4 +427,5 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
         }
     )
     run.log("end", genotype_hash=genotype.hash())
-    return SearchResult(genotype, run.path, history)
+    dist.close()
+    return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch)
