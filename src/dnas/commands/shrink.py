@@ -69,7 +69,7 @@ def shrink(
     say(quiet, f"mean accuracy {res['mean_accuracy']} inside vs {res['full_mean_accuracy']} in the full space; "
                f"best {res['best_accuracy']} vs {res['full_best_accuracy']} (best kept: {res['best_kept']})")
     say(quiet, f"diversity: mean pairwise distance {res['mean_distance']} (full space {res['full_mean_distance']})")
-    if "tau_shrunk" in res:
+    if res.get("tau_shrunk") is not None:
         say(quiet, f"one-shot Kendall tau: {res['tau_shrunk']} inside vs {res['tau_full']} on the full space "
                    f"(full-space supernet on the shrunk members: {res['tau_full_on_shrunk']})")
     if "search" in res:
