@@ -95,6 +95,11 @@ def _known_ops() -> list[str]:
     return OPS.names()
 
 
+#: Genotype kinds of other spaces, read by their own class: ``space -> "module:Class"``
+#: (imported lazily so the genotype module stays free of model code).
+SPACE_READERS: dict[str, str] = {"network": "dnas.evolve.network:NetworkGenotype"}
+
+
 @dataclass(frozen=True)
 class Genotype:
     """A DARTS-style cell architecture: a normal cell and a reduction cell."""
@@ -197,6 +202,11 @@ class Genotype:
     def from_dict(cls, d: Any, ops: Iterable[str] | None = None) -> "Genotype":
         if not isinstance(d, dict):
             raise GenotypeError(f"genotype: expected a JSON object, got {type(d).__name__}")
+        if cls is Genotype and d.get("space") in SPACE_READERS:
+            import importlib
+
+            module, name = SPACE_READERS[d["space"]].split(":")
+            return getattr(importlib.import_module(module), name).from_dict(d, ops)
         fmt = d.get("format", FORMAT)
         if fmt != FORMAT:
             raise GenotypeError(f"genotype.format: expected {FORMAT!r}, got {fmt!r}")

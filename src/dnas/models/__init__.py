@@ -47,7 +47,10 @@ def build_network(
     cls = NETWORKS.get(net, "net")
     if getattr(cls, "darts_genotype", False):
         genotype = load_genotype(genotype)
-        if genotype.is_hierarchical and net in HIERARCHICAL_NETS:  # per-stage cells / stage layouts
+        own = getattr(genotype, "network", None)  # genotypes that fix their own network (evolved)
+        if own is not None:
+            cls = NETWORKS.get(own, "net")
+        elif genotype.is_hierarchical and net in HIERARCHICAL_NETS:  # per-stage cells / stage layouts
             cls = NETWORKS.get(HIERARCHICAL_NETS[net], "net")
         if C < 2 or C % 2:
             raise ConfigError(f"init_channels: must be an even integer >= 2 (factorized reduce halves it), got {C}")
