@@ -133,12 +133,20 @@ def test_two_ranks_compute_exactly_the_single_process_step(tmp_path, unrolled):
 # --------------------------------------------------------------------------- the product path
 
 
-def test_two_rank_search_equals_itself_on_both_ranks_and_tracks_single_process(tmp_path):
+PRODUCT = dict(SMALL, batch_size=32, lr=0.025, epochs=2)
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    return dnas.search(out=tmp_path_factory.mktemp("dp") / "two", nproc=2, **PRODUCT)
+
+
+def test_two_rank_search_equals_itself_on_both_ranks_and_tracks_single_process(tmp_path, two_ranks):
     """``dnas.search(nproc=2)``: ranks bitwise equal, rank 0 alone writes, and at an equal global
     batch of real data the run tracks the single-process one (BatchNorm per half-batch)."""
-    cfg = dict(SMALL, batch_size=32, lr=0.025, epochs=2)
+    cfg = PRODUCT
     one = dnas.search(out=tmp_path / "one", **cfg)
-    two = dnas.search(out=tmp_path / "two", nproc=2, **cfg)
+    two = two_ranks
 
     # every rank ends with bitwise-equal architecture parameters and the same genotype
     assert len(two.ranks) == 2 and two.ranks[0]["arch_digest"] == two.ranks[1]["arch_digest"] == two.arch_digest
@@ -147,7 +155,7 @@ def test_two_rank_search_equals_itself_on_both_ranks_and_tracks_single_process(t
     assert two.ranks[0]["genotype"] == two.ranks[1]["genotype"] == two.genotype.to_dict(with_meta=False)
 
     # rank 0 alone wrote: one start event, one event per epoch, the config with nproc
-    run = tmp_path / "two"
+    run = two.run_dir
     assert len(_events(run, "start")) == 1 and _events(run, "start")[0]["world_size"] == 2
     epochs = _events(run, "epoch")
     assert [e["epoch"] for e in epochs] == [0, 1] and all(e["rank_drift"] == 0.0 for e in epochs)
@@ -176,3 +184,35 @@ def test_two_rank_search_equals_itself_on_both_ranks_and_tracks_single_process(t
     text = search_summary(two)
     assert str(run) in text and two.genotype.hash() in text and "2 ranks" in text
     assert f"dnas train {run / 'genotype.json'}" in text and f"dnas report {run}" in text
+
+
+def test_killed_two_rank_search_resumes_on_both_ranks_to_the_same_result(tmp_path, two_ranks):
+    """kill -9 of the launcher and its ranks after epoch 0, then --resume: every rank loads
+    rank 0's checkpoint and the run ends bitwise equal to the uninterrupted 2-rank run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(dict(PRODUCT, nproc=2)))
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "dnas", "search", "--config", str(tmp_path / "c.yaml"), "--out", str(run), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 300
+    while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks
+    proc.wait()
+    assert not (run / "genotype.json").exists(), "the run finished before it could be killed"
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 0
+
+    resumed = dnas.search(resume=run)
+    assert [e["epoch"] for e in _events(run, "epoch")] == [0, 1] and len(_events(run, "resume")) == 1
+    assert resumed.ranks[0]["arch_digest"] == resumed.ranks[1]["arch_digest"] == two_ranks.arch_digest
+    a = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(two_ranks.run_dir / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed 2-rank run differs from the uninterrupted one"
