@@ -197,9 +197,10 @@ def test_killed_two_rank_search_resumes_on_both_ranks_to_the_same_result(tmp_pat
 
     import yaml
 
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(dict(PRODUCT, nproc=2)))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(PRODUCT))
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "dnas", "search", "--config", str(tmp_path / "c.yaml"), "--out", str(run), "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "dnas", "search", "--config", str(tmp_path / "c.yaml"), "--nproc", "2",
+                             "--out", str(run), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 300
@@ -210,7 +211,8 @@ def test_killed_two_rank_search_resumes_on_both_ranks_to_the_same_result(tmp_pat
     assert not (run / "genotype.json").exists(), "the run finished before it could be killed"
     assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 0
 
-    resumed = dnas.search(resume=run)
+    assert "nproc: 2" in (run / "config.yaml").read_text()  # the --nproc flag reached the config
+    resumed = dnas.search(resume=run)  # the saved config starts 2 ranks again
     assert [e["epoch"] for e in _events(run, "epoch")] == [0, 1] and len(_events(run, "resume")) == 1
     assert resumed.ranks[0]["arch_digest"] == resumed.ranks[1]["arch_digest"] == two_ranks.arch_digest
     a = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
