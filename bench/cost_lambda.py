@@ -39,7 +39,12 @@ def main() -> None:
     ap.add_argument("--train-epochs", type=int, default=10)
     ap.add_argument("--max-samples", type=int, default=900)
     ap.add_argument("--arch-lr", type=float, default=3e-3)
+    ap.add_argument("--append", action="store_true", help="keep the rows of an earlier run (other lambdas) and re-measure all together")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
     args = ap.parse_args()
+    if args.plot_only:
+        plot(json.loads((OUT / "cost_lambda.json").read_text())["rows"], OUT / "cost_lambda.png")
+        return
     torch.set_num_threads(1)
 
     # the searched cells go into this evaluation network; its latency is what lambda trades
@@ -49,8 +54,10 @@ def main() -> None:
                   max_samples=args.max_samples, epochs=args.search_epochs, warmup_epochs=1, relaxation="darts",
                   arch_lr=args.arch_lr, threads=1, guard="off", cost_objective="latency_table",
                   cost_channels=C, cost_layers=layers, cost_image_size=size)
-    rows = []
-    t_all = time.time()
+    rows, t_all = [], time.time()
+    if args.append and (OUT / "cost_lambda.json").exists():
+        rows = [r for r in json.loads((OUT / "cost_lambda.json").read_text())["rows"]
+                if not (r["lambda"] in args.lambdas and r["seed"] in args.seeds)]
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for lam in args.lambdas:
@@ -69,6 +76,7 @@ def main() -> None:
                       f"search {search_s:.0f}s", flush=True)
 
     # measure every derived network together, interleaved, so load changes hit all alike
+    rows.sort(key=lambda r: (r["seed"], r["lambda"]))
     genos = [dnas.Genotype.from_dict(r["genotype"]) for r in rows]
     nets = [build_net(g, net) for g in genos]
     ms = measure_modules(nets, [net.input_shape] * len(nets), repeats=31, warmup=5)
@@ -115,7 +123,7 @@ def plot(rows, path: Path) -> None:
     for key, label in (("latency_ms", "measured"), ("table_ms", "lookup-table sum")):
         b.plot(lam, [sum(r[key] for r in rows if r["lambda"] == l) / sum(1 for r in rows if r["lambda"] == l) for l in lam],
                "o-", label=label)
-    b.set_xscale("symlog", linthresh=0.1)
+    b.set_xscale("symlog", linthresh=min([l for l in lam if l > 0], default=0.1))
     b.set_xlabel("λ")
     b.set_ylabel("latency (ms)")
     b.set_title("latency of the derived network vs λ")
