@@ -108,10 +108,6 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        if self.conv_1.in_channels < 8 and not x.is_contiguous():
-            # oneDNN's stride-2 1x1 conv corrupts memory on channels_last inputs with fewer
-            # than ~8 channels (torch 2.13 CPU); such tiny convs run in the default format.
-            x = x.contiguous()
         a = self.conv_1(x)
         b = self.conv_2(x[:, :, 1:, 1:])
         if b.shape[-2:] != a.shape[-2:]:  # odd input sizes: pad the shifted branch
@@ -137,6 +133,18 @@ OPS.register(
         nn.BatchNorm2d(C, affine=affine),
     ),
 )
+
+
+def channels_last_safe(model: nn.Module) -> bool:
+    """Whether ``model`` may run in channels_last memory format on CPU.
+
+    oneDNN (torch 2.13 CPU) corrupts memory in stride-2 1x1 convolutions on channels_last
+    tensors with fewer than 8 input channels (reproduced with a bare ``F.conv2d``), as in
+    factorized reductions of small networks; such models stay in the default format."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1) and m.in_channels < 8:
+            return False
+    return True
 
 
 def make_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:

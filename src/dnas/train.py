@@ -121,7 +121,7 @@ PAPER_CIFAR: dict[str, Any] = dict(
 )
 
 #: Fields that may differ between a run and its resumption (they do not change the math).
-_RESUMABLE_CHANGES = {"device", "threads"}
+_RESUMABLE_CHANGES = {"device", "threads", "channels_last"}
 
 
 def _format_validation_error(e: ValidationError, where: str) -> str:
@@ -429,6 +429,10 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
     params, aux_params = count_params(model), count_aux_params(model)
     macs = count_macs(model, (data.in_channels, data.image_size, data.image_size))
     model = model.to(device)
+    from dnas.ops import channels_last_safe
+
+    if config.channels_last and not channels_last_safe(model):
+        config = config.model_copy(update={"channels_last": False})  # tiny strided 1x1 convs: see channels_last_safe
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from dnas.config import SearchConfig, save_config
-from dnas.errors import DivergenceError, DnasError
+from dnas.errors import ConfigError, DivergenceError, DnasError
 from dnas.genotype import Genotype
 from dnas.progress import progress as progress_display
 from dnas.guard import CollapseGuard
@@ -263,6 +263,13 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     train_b, val_b, num_classes, in_channels = search_batches(cfg, rank=dist.rank, world_size=dist.world_size)
     model = build_supernet(cfg, num_classes, in_channels).to(device)
     if cfg.channels_last:
+        from dnas.ops import channels_last_safe
+
+        if not channels_last_safe(model) or cfg.relaxation.startswith("pc") or getattr(model.relax, "k", 1) > 1:
+            raise ConfigError(
+                "channels_last: not supported for this supernet (partial channels or fewer than 8 channels in a strided 1x1 conv "
+                "corrupt memory in oneDNN on CPU); drop channels_last or raise init_channels"
+            )
         model = model.to(memory_format=torch.channels_last)
         train_b.transform = _then_channels_last(train_b.transform)
         val_b.transform = _then_channels_last(val_b.transform)
