@@ -1,0 +1,1 @@
+"""Search spaces: what can be searched (candidate ops, cell and stage structure)."""
