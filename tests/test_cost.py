@@ -10,13 +10,6 @@ from dnas.genotype import Genotype
 from dnas.models import build_network
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a shared 2-core box, 2 spinning OpenMP threads are ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 # Reference numbers, obtained by running a faithful re-implementation of the released DARTS code
 # (quark0/darts cnn/model.py NetworkCIFAR / NetworkImageNet + cnn/operations.py, genotypes from

@@ -10,13 +10,6 @@ from dnas.export import FORMATS, export_model
 from dnas.models import build_network
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a shared 2-core box, 2 spinning OpenMP threads are ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -14,13 +14,6 @@ from dnas.train import TrainConfig, evaluate, load_train_config, load_trained, t
 from dnas.transforms import default_eval_transform
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a shared 2-core box, 2 spinning OpenMP threads are ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 # Tiny, single-threaded settings: digits are 8x8, so a 3-cell net (two reductions) fits.
 TINY = dict(data="digits", image_size=0, init_channels=6, layers=3, batch_size=32, threads=1,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dnas.errors import DnasError
+from dnas.errors import ConfigError, DnasError
 from dnas.io import append_jsonl, read_jsonl, save_torch, write_json, write_text
 
 
@@ -106,11 +106,14 @@ def rng_state() -> dict:
         "python_pos": random.getstate()[2],
         "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
         "numpy_pos": int(np.random.get_state()[2]),
+        **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
     }
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
     random.setstate((3, tuple(state["python"]), state["python_pos"]))
     np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
 
@@ -127,7 +130,7 @@ def resolve_device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise DnasError(f"device: {name!r} is not a torch device; use auto, cpu or cuda[:N]") from None
+        raise ConfigError(f"device: {name!r} is not a torch device; use auto, cpu or cuda[:N]") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DnasError("device: cuda requested but no CUDA device is available; use --device cpu")
+        raise ConfigError("device: cuda requested but no CUDA device is available; use --device cpu")
     return dev

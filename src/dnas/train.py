@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dnas.errors import ConfigError, DivergenceError, DnasError
 from dnas.genotype import Genotype, load_genotype
+from dnas.run import resolve_device
 from dnas.io import append_jsonl, read_jsonl, save_torch, write_json, write_text
 
 CHECKPOINT_FORMAT = "dnas.train.checkpoint"
@@ -195,19 +196,6 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- helpers
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; raise ConfigError for unusable devices."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device: {name!r} is not a torch device; use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda requested but no CUDA device is available; use device=cpu")
-    return dev
-
-
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

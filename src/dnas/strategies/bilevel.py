@@ -265,10 +265,10 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     if cfg.channels_last:
         from dnas.ops import channels_last_safe
 
-        if not channels_last_safe(model) or cfg.relaxation.startswith("pc") or getattr(model.relax, "k", 1) > 1:
+        if not channels_last_safe(model):
             raise ConfigError(
-                "channels_last: not supported for this supernet (partial channels or fewer than 8 channels in a strided 1x1 conv "
-                "corrupt memory in oneDNN on CPU); drop channels_last or raise init_channels"
+                "channels_last: this supernet has a stride-2 1x1 conv with fewer than 8 input channels, which oneDNN "
+                "corrupts in channels_last on CPU; drop channels_last or raise init_channels (x partial_k for pc)"
             )
         model = model.to(memory_format=torch.channels_last)
         train_b.transform = _then_channels_last(train_b.transform)
