@@ -142,5 +142,13 @@ def test_search_space_fbnetv2_runs_with_a_cost_term_and_resumes(tmp_path):
     assert ev[-1]["arch_terms"]["cost"] > 0
     back = dnas.search(resume=r.run_dir)  # nothing left to run: same genotype from the checkpoint
     assert back.genotype.to_dict(with_meta=False) == r.genotype.to_dict(with_meta=False)
-    net = build_mobile_network(r.genotype, num_classes=10, in_channels=1)
-    assert isinstance(net, MobileNetwork)
+    # the generic readers take it too: load_genotype, build_network, and so the trainer
+    from dnas.api import train
+    from dnas.genotype import load_genotype
+    from dnas.models import build_network
+
+    g2 = load_genotype(r.run_dir / "genotype.json")
+    assert g2 == r.genotype
+    assert isinstance(build_network(g2, C=16, layers=8, num_classes=10, in_channels=1), MobileNetwork)
+    t = train(r.run_dir, out=tmp_path / "train", data="digits", image_size=8, epochs=1, threads=1)
+    assert t.params == count_params(build_mobile_network(r.genotype, 10, 1)) and 0.0 < t.test_accuracy <= 1.0

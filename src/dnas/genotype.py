@@ -97,7 +97,7 @@ def _known_ops() -> list[str]:
 
 #: Genotype kinds of other spaces, read by their own class: ``space -> "module:Class"``
 #: (imported lazily so the genotype module stays free of model code).
-SPACE_READERS: dict[str, str] = {"network": "dnas.evolve.network:NetworkGenotype"}
+SPACE_READERS: dict[str, str] = {"network": "dnas.evolve.network:NetworkGenotype", "fbnetv2": "dnas.spaces.mobile:MobileGenotype"}
 
 
 @dataclass(frozen=True)
@@ -415,6 +415,8 @@ PUBLISHED: dict[str, Genotype] = {
 def load_genotype(spec: "str | os.PathLike | dict | Genotype") -> Genotype:
     """Resolve a genotype from a published name, a JSON file, a run directory or a dict."""
     if isinstance(spec, Genotype):
+        return spec.validate()
+    if getattr(spec, "space", None) in SPACE_READERS and hasattr(spec, "validate"):  # another space's genotype object
         return spec.validate()
     if isinstance(spec, dict):
         return Genotype.from_dict(spec)

@@ -36,7 +36,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 import torch.nn as nn
@@ -79,6 +79,9 @@ class MobileGenotype:
     # the collapse guard reads DARTS cells; this space has none
     normal: tuple = ()
     reduce: tuple = ()
+    #: build_network (and so ``dnas train``) builds this network class for this genotype
+    network: ClassVar[str] = "fbnetv2"
+    is_hierarchical: ClassVar[bool] = False
 
     @property
     def channels(self) -> list[int]:
@@ -106,7 +109,7 @@ class MobileGenotype:
         return d
 
     @classmethod
-    def from_dict(cls, d: Any) -> "MobileGenotype":
+    def from_dict(cls, d: Any, ops: Any = None) -> "MobileGenotype":
         if not isinstance(d, dict) or d.get("space") != "fbnetv2":
             raise GenotypeError("genotype: expected an fbnetv2 genotype object (space: fbnetv2)")
         try:
@@ -229,10 +232,15 @@ def _stem(in_channels: int, stem: int) -> nn.Sequential:
 
 class MobileNetwork(nn.Module):
     """Evaluation network of a :class:`MobileGenotype`. Eval mode: ``forward(x) -> logits``;
-    train mode: ``(logits, None)`` like the other evaluation networks (no auxiliary head)."""
+    train mode: ``(logits, None)`` like the other evaluation networks (no auxiliary head).
+    Registered as ``NETWORKS["fbnetv2"]``; ``C``/``layers``/``auxiliary`` from
+    ``build_network`` are ignored (the genotype fixes the widths and depth)."""
+
+    darts_genotype = True  # build_network resolves names/paths first (load_genotype reads fbnetv2 files)
 
     def __init__(self, genotype: MobileGenotype, num_classes: int = 10, in_channels: int = 3, **_: Any):
         super().__init__()
+        genotype = load_mobile_genotype(genotype)
         self.genotype = genotype
         self.resolution = genotype.resolution
         self.drop_path_prob = 0.0
@@ -550,6 +558,10 @@ def _register() -> None:
         SUPERNETS.register("fbnetv2", build_fbnetv2_supernet)
     if "fbnetv2" not in LATENCY_SPACES:
         LATENCY_SPACES.register("fbnetv2", MobileLatencySpace)
+    from dnas.models import NETWORKS
+
+    if "fbnetv2" not in NETWORKS:
+        NETWORKS.register("fbnetv2", MobileNetwork)
 
 
 _register()
