@@ -6,7 +6,7 @@ machine) derives a genotype; its evaluation network is then
 
 * measured on this machine (all genotypes interleaved, median of thread-CPU-time calls, see
   dnas.latency), next to its lookup-table estimate, and
-* trained from scratch on digits and tested (dnas.train).
+* trained from scratch on digits and tested (dnas.trainer).
 
 Writes bench/results/cost_lambda.json and cost_lambda.png (test accuracy vs measured latency,
 one point per lambda). Run: ``python bench/cost_lambda.py [--lambdas 0 0.1 0.3 1 3] [--seeds 0]``.

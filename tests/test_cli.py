@@ -61,7 +61,7 @@ def test_search_then_train_then_export_onnx(tmp_path):
     import onnxruntime as ort
     import torch
 
-    from dnas.train import load_trained
+    from dnas.trainer import load_trained
 
     model, meta = load_trained(train)
     x = torch.randn(3, 1, 8, 8)
@@ -82,3 +82,10 @@ def test_readme_commands_match_ci():
     assert len(first) == 2, "the README opens with exactly two set-up commands"
     assert first[0].endswith("dnas search") and "pytest" in first[1]
     assert first[1] in ci, "CI must run the README's test command"
+
+
+def test_api_functions_are_not_shadowed_by_submodules():
+    import dnas
+    import dnas.trainer  # noqa: F401  (importing submodules must not replace the API functions)
+
+    assert callable(dnas.train) and callable(dnas.search)

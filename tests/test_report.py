@@ -103,7 +103,7 @@ def test_tensorboard_files_hold_the_logged_scalars(search_run):
 
 
 def test_training_run_and_pareto_front_reports(tmp_path):
-    from dnas.train import train_config, train_genotype
+    from dnas.trainer import train_config, train_genotype
 
     cfg = train_config(data="digits", image_size=0, init_channels=4, layers=3, batch_size=32, threads=1,
                        val_fraction=0.2, test_fraction=0.2, auxiliary=False, lr=0.05, epochs=2)

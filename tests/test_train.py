@@ -10,7 +10,7 @@ import torch
 from dnas.data import Batches, load_dataset, split_dataset
 from dnas.errors import ConfigError, DivergenceError, DnasError
 from dnas.io import read_jsonl
-from dnas.train import TrainConfig, evaluate, load_train_config, load_trained, train_config, train_genotype
+from dnas.trainer import TrainConfig, evaluate, load_train_config, load_trained, train_config, train_genotype
 from dnas.transforms import default_eval_transform
 
 

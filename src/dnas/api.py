@@ -57,10 +57,10 @@ def search(
 def train(genotype, *, config=None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
           progress: bool = False, **overrides: Any):
     """Train a genotype from scratch (mirrors ``dnas train``); returns a
-    :class:`~dnas.train.TrainResult`. ``config`` is a TrainConfig, a dict or a YAML path;
+    :class:`~dnas.trainer.TrainResult`. ``config`` is a TrainConfig, a dict or a YAML path;
     ``overrides`` are TrainConfig fields (``epochs=3``)."""
     from dnas.genotype import load_genotype
-    from dnas.train import TrainConfig, load_train_config, train_config, train_genotype
+    from dnas.trainer import TrainConfig, load_train_config, train_config, train_genotype
 
     if resume is not None:
         run = RunDir(resume).require_existing()

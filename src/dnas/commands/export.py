@@ -44,7 +44,7 @@ def export(
 
     from dnas.errors import ConfigError, DnasError
     from dnas.export import export_model
-    from dnas.train import load_trained
+    from dnas.trainer import load_trained
 
     if fmt not in SUFFIX:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: {', '.join(SUFFIX)}")

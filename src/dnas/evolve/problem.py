@@ -63,7 +63,7 @@ def _prepared_data(s: dict[str, Any]) -> dict[str, Any]:
 def _train_briefly(model: nn.Module, d: dict[str, Any], s: dict[str, Any]) -> tuple[float, bool]:
     """SGD + cosine for ``epochs`` epochs, BN statistics recalibrated; returns (validation error, diverged)."""
     from dnas.data import Batches
-    from dnas.train import evaluate
+    from dnas.trainer import evaluate
 
     train = Batches(*d["train"], s["batch_size"], shuffle=True, seed=s["seed"], drop_last=len(d["train"][1]) > s["batch_size"],
                     transform=d["train_tf"])
