@@ -50,7 +50,7 @@ def _cli(*args, **kw):
 
 def test_kill_9_then_resume_gives_the_same_genotype(tmp_path):
     args = ["search", "--data", "digits", "--image-size", "8", "--init-channels", "4", "--layers", "3",
-            "--batch-size", "32", "--max-samples", "240", "--epochs", "4", "--relaxation", "pc", "--quiet"]
+            "--batch-size", "32", "--max-samples", "240", "--epochs", "4", "--warmup-epochs", "1", "--relaxation", "pc", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full = _cli(*args, "--out", str(tmp_path / "full"), env=env)
     assert full.wait(timeout=600) == 0, full.stderr.read()

@@ -27,7 +27,7 @@ class SearchConfig(BaseModel):
     # data
     data: str = "mnist"
     image_size: Optional[int] = Field(16, ge=4, description="resize images to this square size (None keeps them)")
-    max_samples: Optional[int] = Field(None, ge=10, description="use at most this many images (before splitting)")
+    max_samples: Optional[int] = Field(3000, ge=10, description="use at most this many images (before splitting); None uses all")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     train_portion: float = Field(0.5, gt=0.0, lt=1.0, description="share of the non-test data for weights; the rest trains the architecture")
     # space and relaxation
@@ -64,7 +64,7 @@ class SearchConfig(BaseModel):
     stage_end_candidates: int = Field(5, ge=1, description="stage_end_search: number of candidate stage ends (the last ones)")
     size_coef: float = Field(0.4, ge=0, description="stage_end_search: weight of the expected-cell-count penalty, taken with the depth step; 0 switches it off")
     # weight optimisation
-    epochs: int = Field(6, ge=1)
+    epochs: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(0.1, gt=0)
     lr_min: float = Field(0.0, ge=0)
@@ -76,7 +76,7 @@ class SearchConfig(BaseModel):
     arch_lr: float = Field(6e-4, gt=0)
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(1e-3, ge=0)
-    warmup_epochs: int = Field(1, ge=0, description="epochs of weight training before architecture steps start")
+    warmup_epochs: int = Field(4, ge=0, description="epochs of weight training before architecture steps start")
     unrolled: bool = Field(False, description="second-order DARTS: unrolled virtual step + finite-difference Hessian-vector product")
     # collapse guard (dnas.guard): per-epoch parameter-free share and Hessian eigenvalue; optional early stop
     guard: Literal["off", "log", "stop"] = Field("log", description="off | log (measure each epoch) | stop (measure and stop on collapse)")
@@ -146,12 +146,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "darts": dict(
         relaxation="darts", epochs=50, batch_size=64, lr=0.025, lr_min=0.001, momentum=0.9, weight_decay=3e-4,
         init_channels=16, layers=8, grad_clip=5.0, train_portion=0.5, arch_lr=3e-4, arch_betas=(0.5, 0.999),
-        arch_weight_decay=1e-3, warmup_epochs=0, unrolled=False, image_size=None,
+        arch_weight_decay=1e-3, warmup_epochs=0, unrolled=False, image_size=None, max_samples=None,
     ),
     "pc-darts": dict(
         relaxation="pc", partial_k=4, epochs=50, batch_size=256, lr=0.1, lr_min=0.0, momentum=0.9,
         weight_decay=3e-4, init_channels=16, layers=8, grad_clip=5.0, train_portion=0.5, arch_lr=6e-4,
         arch_betas=(0.5, 0.999), arch_weight_decay=1e-3, warmup_epochs=15, unrolled=False, image_size=None,
+        max_samples=None,
     ),
 }
 

@@ -24,6 +24,7 @@ def search(
     relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | gdas (one Gumbel-sampled path) | msg (K sampled sub-graphs) | topo (topology variables)"),
     guard: Optional[str] = typer.Option(None, "--guard", help="collapse guard: off | log (default: per-epoch Hessian eigenvalue, parameter-free share) | stop (also stop early on collapse)"),
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
+    warmup_epochs: Optional[int] = typer.Option(None, min=0, help="epochs of weight training before architecture steps"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     init_channels: Optional[int] = typer.Option(None, min=2),
     layers: Optional[int] = typer.Option(None, min=1),
@@ -75,7 +76,7 @@ def search(
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, batch_size=batch_size,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, warmup_epochs=warmup_epochs, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
         strategy=strategy, cell=cell, space=space if space in ("hierarchical", "fbnetv2") else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
