@@ -47,7 +47,26 @@ class SearchCell(nn.Module):
         return torch.cat(states[-self.multiplier :], dim=1)
 
 
-class Supernet(nn.Module):
+class ArchWeightSplit:
+    """Mixin for supernets: everything that is not in ``arch_parameters()`` is a weight.
+
+    The bilevel search updates the two groups with different optimizers on different splits,
+    so every supernet (DARTS, hierarchical, FBNetV2) exposes both through these methods."""
+
+    def arch_parameters(self) -> list[nn.Parameter]:  # pragma: no cover - each supernet defines it
+        raise TypeError(f"{type(self).__name__} must define arch_parameters()")
+
+    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
+        arch = {id(p) for p in self.arch_parameters()}
+        for n, p in self.named_parameters():  # type: ignore[attr-defined]
+            if id(p) not in arch:
+                yield n, p
+
+    def weights(self) -> list[nn.Parameter]:
+        return [p for _, p in self.named_weights()]
+
+
+class Supernet(ArchWeightSplit, nn.Module):
     """DARTS-style search network: stem, ``layers`` search cells (reductions at 1/3 and 2/3 of
     depth), global pooling, classifier."""
 
@@ -100,15 +119,6 @@ class Supernet(nn.Module):
         if self.beta_normal is not None:
             ps += [self.beta_normal, self.beta_reduce]
         return ps
-
-    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
-        arch = {id(p) for p in self.arch_parameters()}
-        for n, p in self.named_parameters():
-            if id(p) not in arch:
-                yield n, p
-
-    def weights(self) -> list[nn.Parameter]:
-        return [p for _, p in self.named_weights()]
 
     # -------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:

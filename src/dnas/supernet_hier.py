@@ -37,7 +37,7 @@ from dnas.ops import ReLUConvBN
 from dnas.relax import RELAXATIONS, Relaxation, make_relaxation, num_edges
 from dnas.spaces.darts import DartsSpace
 from dnas.spaces.hierarchical import HierarchicalSpace, end_choices, end_concat, size_penalty, stage_sizes
-from dnas.supernet import SearchCell
+from dnas.supernet import ArchWeightSplit, SearchCell
 
 NUM_STAGES = 3
 
@@ -130,7 +130,7 @@ class SearchStage(nn.Module):
         return out
 
 
-class HierarchicalSupernet(nn.Module):
+class HierarchicalSupernet(ArchWeightSplit, nn.Module):
     """Search network of the hierarchical space: stem, 3 stages with 2 reduction cells between
     them, global pooling, classifier. ``fixed`` is the cell genotype when cells are not searched."""
 
@@ -241,15 +241,6 @@ class HierarchicalSupernet(nn.Module):
             if group is not None:
                 ps.extend(group)
         return ps
-
-    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
-        arch = {id(p) for p in self.arch_parameters()}
-        for n, p in self.named_parameters():
-            if id(p) not in arch:
-                yield n, p
-
-    def weights(self) -> list[nn.Parameter]:
-        return [p for _, p in self.named_weights()]
 
     @property
     def searches_stages(self) -> bool:

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from dnas.errors import ConfigError, GenotypeError
 from dnas.relax.masking import channel_mask, prefix_masks
+from dnas.supernet import ArchWeightSplit
 
 FORMAT = "dnas.genotype"
 
@@ -267,7 +268,7 @@ def build_mobile_network(genotype, num_classes: int = 10, in_channels: int = 3) 
     return MobileNetwork(load_mobile_genotype(genotype), num_classes, in_channels)
 
 
-class MobileSupernet(nn.Module):
+class MobileSupernet(ArchWeightSplit, nn.Module):
     """The masked one-shot network of a :class:`MobileSpace` under a relaxation."""
 
     space_name = "fbnetv2"
@@ -288,15 +289,6 @@ class MobileSupernet(nn.Module):
     # ------------------------------------------------------------------ parameter groups
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alpha_width, self.alpha_res]
-
-    def named_weights(self):
-        arch = {id(p) for p in self.arch_parameters()}
-        for n, p in self.named_parameters():
-            if id(p) not in arch:
-                yield n, p
-
-    def weights(self) -> list[nn.Parameter]:
-        return [p for _, p in self.named_weights()]
 
     def masks(self, i: int) -> torch.Tensor:
         return getattr(self, f"masks_{i}")
