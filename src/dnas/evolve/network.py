@@ -34,7 +34,7 @@ import torch.nn as nn
 from dnas.errors import ConfigError, GenotypeError
 from dnas.genotype import FORMAT, Genotype, load_genotype
 from dnas.models import NETWORKS
-from dnas.models.cell import Cell
+from dnas.models.cell import Cell, cells_forward
 from dnas.models.heads import AuxiliaryHeadCIFAR
 
 SPACE = "network"
@@ -243,16 +243,8 @@ class EvolvedNetwork(nn.Module):
         self.classifier = nn.Linear(C_p, num_classes)
 
     def forward(self, x: torch.Tensor):
-        logits_aux = None
-        s0 = s1 = self.stem(x)
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if i == self.aux_index and self.auxiliary_head is not None and self.training:
-                logits_aux = self.auxiliary_head(s1)
-        logits = self.classifier(self.global_pooling(s1).flatten(1))
-        if self.training:
-            return logits, logits_aux
-        return logits
+        s = self.stem(x)
+        return cells_forward(self, s, s)
 
 
 def _cell_width(g: NetworkGenotype, index: int) -> int:

@@ -143,3 +143,19 @@ def stack_cells(
         if i == reductions[1]:
             C_aux = C_prev
     return cells, C_prev, C_aux
+
+
+def cells_forward(net: nn.Module, s0: torch.Tensor, s1: torch.Tensor):
+    """The forward pass every DARTS-style evaluation network shares after its stem: the cell
+    stack (drop-path at ``net.drop_path_prob``), the auxiliary head after cell ``net.aux_index``
+    (train mode only), global pooling and the classifier. Returns logits in eval mode and
+    ``(logits, logits_aux or None)`` in train mode."""
+    logits_aux = None
+    for i, cell in enumerate(net.cells):
+        s0, s1 = s1, cell(s0, s1, net.drop_path_prob)
+        if i == net.aux_index and net.auxiliary_head is not None and net.training:
+            logits_aux = net.auxiliary_head(s1)
+    logits = net.classifier(net.global_pooling(s1).flatten(1))
+    if net.training:
+        return logits, logits_aux
+    return logits

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from dnas.genotype import Genotype
-from dnas.models.cell import reduction_layers, stack_cells
+from dnas.models.cell import cells_forward, reduction_layers, stack_cells
 from dnas.models.heads import AuxiliaryHeadImageNet
 
 
@@ -53,14 +53,5 @@ class NetworkImageNet(nn.Module):
         self.classifier = nn.Linear(C_prev, num_classes)
 
     def forward(self, x: torch.Tensor):
-        logits_aux = None
         s0 = self.stem0(x)
-        s1 = self.stem1(s0)
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if i == self.aux_index and self.auxiliary_head is not None and self.training:
-                logits_aux = self.auxiliary_head(s1)
-        logits = self.classifier(self.global_pooling(s1).flatten(1))
-        if self.training:
-            return logits, logits_aux
-        return logits
+        return cells_forward(self, s0, self.stem1(s0))
