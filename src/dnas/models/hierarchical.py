@@ -24,6 +24,7 @@ import torch.nn as nn
 from dnas.genotype import NUM_STAGES, Genotype, StageGene
 from dnas.models.cell import Cell, drop_path, is_identity, reduction_layers
 from dnas.models.heads import AuxiliaryHeadCIFAR, AuxiliaryHeadImageNet
+from dnas.models.imagenet import imagenet_stems
 from dnas.ops import ReLUConvBN, make_op
 
 
@@ -180,14 +181,7 @@ class HierarchicalImageNet(HierarchicalNetwork):
         self.layers = layers
         self.auxiliary = auxiliary
         self.drop_path_prob = float(drop_path_prob)
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C // 2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-        self.stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+        self.stem0, self.stem1 = imagenet_stems(in_channels, C)
         self._build_body(genotype, C, layers, C, num_classes, auxiliary)
 
     def forward(self, x: torch.Tensor):

@@ -15,6 +15,20 @@ from dnas.models.cell import cells_forward, reduction_layers, stack_cells
 from dnas.models.heads import AuxiliaryHeadImageNet
 
 
+def imagenet_stems(in_channels: int, C: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """The DARTS ImageNet stem: two stride-2 convs to ``C`` channels (stem0), then a ReLU and a
+    third stride-2 conv (stem1), downsampling by 8 before the first cell."""
+    stem0 = nn.Sequential(
+        nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C // 2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+    return stem0, stem1
+
+
 class NetworkImageNet(nn.Module):
     """Eval mode: ``forward(x) -> logits``. Train mode: ``(logits, logits_aux or None)``."""
 
@@ -34,18 +48,7 @@ class NetworkImageNet(nn.Module):
         self.layers = layers
         self.auxiliary = auxiliary
         self.drop_path_prob = float(drop_path_prob)
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C // 2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-        self.stem1 = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
+        self.stem0, self.stem1 = imagenet_stems(in_channels, C)
         self.cells, C_prev, C_aux = stack_cells(genotype, C, C, C, layers, reduction_prev=True)
         self.aux_index = reduction_layers(layers)[1]
         self.auxiliary_head = AuxiliaryHeadImageNet(C_aux, num_classes) if auxiliary else None
