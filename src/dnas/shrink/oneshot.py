@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from dnas.errors import ConfigError, GenotypeError
 from dnas.evaluators.base import EvalResult
-from dnas.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201Arch, ResNetBasicBlock, search_cell
+from dnas.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201Arch, nb201_skeleton, search_cell
 
 Sampler = Callable[[random.Random], NB201Arch]
 
@@ -75,14 +75,7 @@ class NB201OneShot(nn.Module):
 
     def __init__(self, C: int = 8, N: int = 1, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers: list[nn.Module] = []
-        C_prev = C
-        for stage, width in enumerate((C, 2 * C, 4 * C)):
-            if stage > 0:
-                layers.append(ResNetBasicBlock(C_prev, width, 2))
-                C_prev = width
-            layers.extend(_OneShotCell(width) for _ in range(N))
+        self.stem, layers, C_prev = nb201_skeleton(C, N, in_channels, _OneShotCell)
         self.layers = nn.ModuleList(layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU())
         self.classifier = nn.Linear(C_prev, num_classes)

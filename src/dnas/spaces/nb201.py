@@ -300,20 +300,29 @@ class ResNetBasicBlock(nn.Module):
         return res + out
 
 
+def nb201_skeleton(C: int, N: int, in_channels: int, make_cell) -> tuple[nn.Sequential, list[nn.Module], int]:
+    """The NB201 macro skeleton shared by the evaluation network and one-shot supernets: a 3x3
+    conv stem, then 3 stages of ``N`` cells (``make_cell(width)``) at widths C, 2C, 4C with a
+    ResNet basic block (stride 2) before stages 2 and 3. Returns the stem, the body layers and
+    the final width."""
+    stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+    layers: list[nn.Module] = []
+    C_prev = C
+    for stage, width in enumerate((C, 2 * C, 4 * C)):
+        if stage > 0:
+            layers.append(ResNetBasicBlock(C_prev, width, 2))
+            C_prev = width
+        layers.extend(make_cell(width) for _ in range(N))
+    return stem, layers, C_prev
+
+
 class NB201Network(nn.Module):
     """The NB201 evaluation network (the reference ``TinyNetwork``)."""
 
     def __init__(self, arch: NB201Arch, C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
         self.arch = arch
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers: list[nn.Module] = []
-        C_prev = C
-        for stage, width in enumerate((C, 2 * C, 4 * C)):
-            if stage > 0:
-                layers.append(ResNetBasicBlock(C_prev, width, 2))
-                C_prev = width
-            layers.extend(NB201Cell(arch, width) for _ in range(N))
+        self.stem, layers, C_prev = nb201_skeleton(C, N, in_channels, lambda width: NB201Cell(arch, width))
         self.cells = nn.Sequential(*layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
