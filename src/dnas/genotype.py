@@ -95,13 +95,20 @@ def _known_ops() -> list[str]:
     return OPS.names()
 
 
-#: Genotype kinds of other spaces, read by their own class: ``space -> "module:Class"``
-#: (imported lazily so the genotype module stays free of model code).
-SPACE_READERS: dict[str, str] = {
-    "network": "dnas.evolve.network:NetworkGenotype",
-    "fbnetv2": "dnas.spaces.mobile:MobileGenotype",
-    "nb201": "dnas.spaces.nb201:NB201Arch",
-}
+#: Spaces whose genotypes this class reads itself; a file of any other registered space is read
+#: by that space (:meth:`dnas.spaces.base.SearchSpace.read_genotype`, imported on use so the
+#: genotype module stays free of model code).
+OWN_SPACES: tuple[str, ...] = ("darts", "hierarchical")
+
+
+def _other_space(d: dict) -> "str | None":
+    """The registered space that reads ``d`` when it is not a DARTS-style genotype."""
+    name = d.get("space", "darts")
+    if not isinstance(name, str) or name in OWN_SPACES:
+        return None
+    from dnas.spaces.base import space_names
+
+    return name if name in space_names() else None
 
 
 @dataclass(frozen=True)
@@ -206,11 +213,11 @@ class Genotype:
     def from_dict(cls, d: Any, ops: Iterable[str] | None = None) -> "Genotype":
         if not isinstance(d, dict):
             raise GenotypeError(f"genotype: expected a JSON object, got {type(d).__name__}")
-        if cls is Genotype and d.get("space") in SPACE_READERS:
-            import importlib
+        other = _other_space(d) if cls is Genotype else None
+        if other is not None:
+            from dnas.spaces.base import get_space
 
-            module, name = SPACE_READERS[d["space"]].split(":")
-            return getattr(importlib.import_module(module), name).from_dict(d, ops)
+            return get_space(other).read_genotype(d)
         fmt = d.get("format", FORMAT)
         if fmt != FORMAT:
             raise GenotypeError(f"genotype.format: expected {FORMAT!r}, got {fmt!r}")
@@ -420,8 +427,8 @@ def load_genotype(spec: "str | os.PathLike | dict | Genotype") -> Genotype:
     """Resolve a genotype from a published name, a JSON file, a run directory or a dict."""
     if isinstance(spec, Genotype):
         return spec.validate()
-    if getattr(spec, "space", None) in SPACE_READERS and hasattr(spec, "validate"):  # another space's genotype object
-        return spec.validate()
+    if not isinstance(spec, (str, os.PathLike, dict)) and hasattr(spec, "validate") and hasattr(spec, "to_dict"):
+        return spec.validate()  # another space's genotype object
     if isinstance(spec, dict):
         return Genotype.from_dict(spec)
     s = str(spec)

@@ -356,7 +356,8 @@ def hierarchical_space_from_config(cfg) -> HierarchicalSpace:
 
 
 def build_hierarchical_supernet(cfg, num_classes: int, in_channels: int) -> HierarchicalSupernet:
-    """``SUPERNETS['hierarchical']``: the supernet a SearchConfig with ``space: hierarchical`` describes."""
+    """The supernet a SearchConfig with ``space: hierarchical`` describes (what
+    :meth:`dnas.spaces.hierarchical.HierarchicalSearchSpace.supernet` returns)."""
     space = hierarchical_space_from_config(cfg)
     cell_relax = _relaxation(cfg.relaxation, cfg) if space.search_cells else None
     if cell_relax is not None and cfg.link_relaxation == cfg.relaxation:
@@ -408,10 +409,6 @@ def _register() -> None:
 
     if "hdas" not in ARCH_STEPS:
         ARCH_STEPS.register("hdas", hdas_aux_step)
-    from dnas.spaces.base import SUPERNET_BUILDERS
-
-    if "hierarchical" not in SUPERNET_BUILDERS:
-        SUPERNET_BUILDERS.register("hierarchical", build_hierarchical_supernet)
 
 
 _register()

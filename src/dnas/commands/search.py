@@ -107,15 +107,13 @@ def _is_discrete(space: str, strategy: Optional[str], evaluator: Optional[str], 
     """A black-box search (a discrete strategy scoring whole architectures with an evaluator)
     rather than a bilevel supernet search: a discrete --strategy or an --evaluator was named,
     or the space has no supernet."""
-    from dnas.spaces.base import SPACE_MODULES, SPACES, SUPERNET_BUILDERS, get_space
+    from dnas.spaces.base import get_space
 
     if strategy not in (None, "bilevel") or evaluator is not None:
         return True
     if relaxation is not None or strategy == "bilevel":
         return False
-    if space in SUPERNET_BUILDERS or (space in SPACE_MODULES and space in ("darts", "hierarchical", "fbnetv2")):
-        return False
-    return not get_space(space).relaxations if (space in SPACES or space in SPACE_MODULES) else False
+    return not get_space(space).relaxations
 
 
 def _saved_space(run_dir: Path) -> str | None:

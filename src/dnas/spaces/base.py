@@ -60,15 +60,15 @@ SPACES: Registry[Callable[..., "SearchSpace"]] = Registry("search space")
 SPACE_MODULES: dict[str, str] = {
     "darts": "dnas.spaces.darts",
     "nb201": "dnas.spaces.nb201",
-    "hierarchical": "dnas.supernet_hier",
+    "hierarchical": "dnas.spaces.hierarchical",
     "fbnetv2": "dnas.spaces.mobile",
     "generalized": "dnas.spaces.generalized",
-    "network": "dnas.evolve.network",
+    "network": "dnas.spaces.network",
 }
 
-#: Supernet builders of spaces not yet expressed as a :class:`SearchSpace` (``name ->
-#: builder(cfg, num_classes, in_channels)``); :func:`build_supernet` asks the space first.
-SUPERNET_BUILDERS: Registry[Callable[..., Any]] = Registry("supernet")
+#: Logit that pins a categorical choice: ``softmax`` of ``[PIN, 0, ...]`` is exactly one-hot in
+#: float32 (``exp(-1e4) == 0``), and Gumbel noise never overturns it (see :meth:`SearchSpace.fix_arch`).
+PIN = 1e4
 
 S = TypeVar("S", bound=type)
 
@@ -107,10 +107,6 @@ def get_space(name: "str | SearchSpace", **options: Any) -> "SearchSpace":
 def build_supernet(cfg: Any, num_classes: int, in_channels: int):
     """The weight-sharing supernet for ``cfg.space`` under ``cfg.relaxation``."""
     name = cfg.space
-    if name in SPACE_MODULES:
-        importlib.import_module(SPACE_MODULES[name])
-    if name in SUPERNET_BUILDERS and name not in SPACES:
-        return SUPERNET_BUILDERS.get(name)(cfg, num_classes, in_channels)
     net = get_space(name).supernet(cfg, num_classes, in_channels)
     if net is None:
         raise ConfigError(f"space: {name} has no weight-sharing supernet; search it with a discrete --strategy")
@@ -126,6 +122,9 @@ class SearchSpace(ABC):
     relaxations: tuple[str, ...] = ()
     #: (channels, height, width) the evaluation network expects by default.
     input_shape: tuple[int, int, int] = (3, 32, 32)
+    #: Network options of :meth:`build` for *short proxy training* (the ``train:`` evaluator,
+    #: weight sharing): small widths and few cells, so an architecture trains in seconds.
+    proxy_net: dict = {}
 
     # ------------------------------------------------------------------ architecture as data
     @abstractmethod
@@ -147,6 +146,17 @@ class SearchSpace(ABC):
     def hash(self, arch: Arch) -> str:
         """A stable 16-hex-digit hash of the architecture (meta excluded)."""
         return hashlib.sha256(self.to_str(arch).encode()).hexdigest()[:16]
+
+    def read_genotype(self, d: dict) -> Any:
+        """The genotype object of a genotype JSON dict of this space (what
+        :func:`dnas.genotype.load_genotype` returns for such a file). Unlike :meth:`parse` it
+        need not lie in this space object's option set (an evolved network carries its own
+        blocks). Default: :meth:`parse`."""
+        return self.parse(d)
+
+    def describe(self, arch: Arch) -> list[str]:
+        """A few human-readable lines (``dnas show``). Default: the string form."""
+        return [self.to_str(arch)]
 
     def validate(self, obj: Any) -> Arch:
         """Alias of :meth:`parse`, for readers who only want the check."""
@@ -252,6 +262,20 @@ class SearchSpace(ABC):
         and ``arch_summary()`` (see :class:`dnas.supernet.Supernet`)."""
         return None
 
+    def supernet_config(self) -> dict:
+        """:class:`~dnas.config.SearchConfig` fields under which :meth:`supernet` builds the
+        supernet *of this space object* (its options: primitives, widths, ...), for evaluators
+        that train one themselves (weight sharing). Default: just the space's name."""
+        return {"space": self.name}
+
+    def fix_arch(self, supernet: Any, arch: Arch) -> None:
+        """Make ``supernet`` (built by :meth:`supernet`) compute exactly ``arch``'s network:
+        its architecture logits are pinned (:data:`PIN`) to ``arch``'s choices, so the mixed
+        ops weigh one candidate by exactly 1 and the others by exactly 0. This is how the
+        weight-sharing evaluator trains the supernet on uniformly sampled single paths and then
+        scores architectures with the shared weights. Spaces without weight sharing raise."""
+        raise ConfigError(f"space {self.name}: has no weight-sharing supernet; use the train: or tabular: evaluator")
+
     def check_relaxation(self, relaxation: str) -> None:
         """One line when the space's supernet cannot use ``relaxation``."""
         if not self.relaxations:
@@ -266,7 +290,7 @@ class SearchSpace(ABC):
              **net_opts: Any) -> float:
         """``params`` (millions) or ``macs`` (millions, batch 1) of the evaluation network.
         Spaces with a faster closed form (a table, a formula) override this."""
-        from dnas.cost import count_macs, count_params
+        from dnas.counting import count_macs, count_params
 
         if metric not in ("params", "macs"):
             raise ConfigError(f"cost metric: {metric!r} unknown; choose params or macs")

@@ -233,12 +233,28 @@ from itertools import combinations as _combinations  # noqa: E402
 
 import numpy as _np  # noqa: E402
 
-from dnas.spaces.base import SearchSpace, register_space  # noqa: E402
+from dnas.spaces.base import PIN, SearchSpace, register_space  # noqa: E402
 
 
 def _input_pairs(n_inputs: int) -> list[tuple[int, int]]:
     """The unordered pairs of distinct inputs a node with ``n_inputs`` inputs can read."""
     return list(_combinations(range(n_inputs), 2))
+
+
+def pinned_cell_logits(cell: Sequence[tuple[str, int]], primitives: Sequence[str], steps: int) -> torch.Tensor:
+    """``(edges, ops)`` logits under which a search cell computes exactly ``cell``: each kept
+    edge pinned to its op, every other edge to ``none`` (see :data:`dnas.spaces.base.PIN`)."""
+    prims = list(primitives)
+    if "none" not in prims:
+        raise ConfigError("primitives: pinning a single path needs the 'none' candidate on unused edges")
+    rows = []
+    for i in range(steps):
+        kept = {j: op for op, j in cell[2 * i : 2 * i + 2]}
+        for j in range(i + 2):
+            row = torch.zeros(len(prims))
+            row[prims.index(kept.get(j, "none"))] = PIN
+            rows.append(row)
+    return torch.stack(rows)
 
 
 @register_space("darts")
@@ -291,18 +307,26 @@ class DartsCellSpace(SearchSpace):
         if g.is_hierarchical:
             raise GenotypeError("darts genotype: has per-stage cells or stages; use the hierarchical space")
         for name, cell, concat in (("normal", g.normal, g.normal_concat), ("reduce", g.reduce, g.reduce_concat)):
-            if len(cell) != 2 * self.steps:
-                raise GenotypeError(f"genotype.{name}: the DARTS cell space has {2 * self.steps} edges, got {len(cell)}")
-            if list(concat) != self.cell.concat:
-                raise GenotypeError(f"genotype.{name}_concat: must be {self.cell.concat} in the DARTS cell space")
-            for i in range(self.steps):
-                (o1, j1), (o2, j2) = cell[2 * i], cell[2 * i + 1]
-                if j1 == j2:
-                    raise GenotypeError(f"genotype.{name}[{2 * i + 1}]: node {i} reads input {j1} twice; pick two distinct inputs")
-                for k, o in ((2 * i, o1), (2 * i + 1, o2)):
-                    if o not in self.ops:
-                        raise GenotypeError(f"genotype.{name}[{k}]: op {o!r} is not a candidate here ({', '.join(self.ops)})")
+            self.check_cell(name, cell, concat)
         return self.canonical(g)
+
+    def check_cell(self, name: str, cell: Sequence[tuple[str, int]], concat: Sequence[int]) -> None:
+        """One line naming the field when ``cell`` is not a cell of this space."""
+        from dnas.errors import GenotypeError
+
+        if len(cell) != 2 * self.steps:
+            raise GenotypeError(f"genotype.{name}: the DARTS cell space has {2 * self.steps} edges, got {len(cell)}")
+        if list(concat) != self.cell.concat:
+            raise GenotypeError(f"genotype.{name}_concat: must be {self.cell.concat} in the DARTS cell space")
+        for i in range(self.steps):
+            (o1, j1), (o2, j2) = cell[2 * i], cell[2 * i + 1]
+            if j1 == j2:
+                raise GenotypeError(f"genotype.{name}[{2 * i + 1}]: node {i} reads input {j1} twice; pick two distinct inputs")
+            for k, (o, j) in ((2 * i, cell[2 * i]), (2 * i + 1, cell[2 * i + 1])):
+                if o not in self.ops:
+                    raise GenotypeError(f"genotype.{name}[{k}]: op {o!r} is not a candidate here ({', '.join(self.ops)})")
+                if not 0 <= j < i + 2:
+                    raise GenotypeError(f"genotype.{name}[{k}]: node {i} cannot read state {j} (inputs 0..{i + 1})")
 
     def to_dict(self, arch: Genotype) -> dict:
         return arch.to_dict(with_meta=False)
@@ -323,26 +347,35 @@ class DartsCellSpace(SearchSpace):
 
     def encode(self, arch: Genotype) -> list[int]:
         g = self.canonical(arch)
-        out: list[int] = []
-        for cell in (g.normal, g.reduce):
-            for i in range(self.steps):
-                (o1, j1), (o2, j2) = cell[2 * i], cell[2 * i + 1]
-                out += [self._pairs[i].index((j1, j2)), self.ops.index(o1), self.ops.index(o2)]
-        return out
+        return self.encode_cell(g.normal) + self.encode_cell(g.reduce)
 
     def decode(self, vector: Sequence[int]) -> Genotype:
         v = [int(x) for x in vector]
         if len(v) != len(self._cards) or any(not 0 <= x < c for x, c in zip(v, self._cards)):
             raise ValueError(f"darts space: vector {v} outside the cardinalities {self._cards}")
-        cells = []
-        for c in range(2):
-            edges = []
-            for i in range(self.steps):
-                p, a, b = v[(c * self.steps + i) * 3 : (c * self.steps + i) * 3 + 3]
-                j1, j2 = self._pairs[i][p]
-                edges += [(self.ops[a], j1), (self.ops[b], j2)]
-            cells.append(edges)
-        return Genotype(cells[0], self.cell.concat, cells[1], self.cell.concat)
+        n = len(self._cards) // 2
+        return Genotype(self.decode_cell(v[:n]), self.cell.concat, self.decode_cell(v[n:]), self.cell.concat)
+
+    # One cell's categorical view (the hierarchical space reuses it for its five cells).
+    @property
+    def cell_cardinalities(self) -> tuple[int, ...]:
+        return self._cards[: len(self._cards) // 2]
+
+    def encode_cell(self, cell: Sequence[tuple[str, int]]) -> list[int]:
+        """Per node: the index of its (sorted) input pair, then the ops of the lower and higher input."""
+        out: list[int] = []
+        for i in range(self.steps):
+            (o1, j1), (o2, j2) = sorted(cell[2 * i : 2 * i + 2], key=lambda e: (e[1], e[0]))
+            out += [self._pairs[i].index((j1, j2)), self.ops.index(o1), self.ops.index(o2)]
+        return out
+
+    def decode_cell(self, v: Sequence[int]) -> list[tuple[str, int]]:
+        edges: list[tuple[str, int]] = []
+        for i in range(self.steps):
+            p, a, b = (int(x) for x in v[3 * i : 3 * i + 3])
+            j1, j2 = self._pairs[i][p]
+            edges += [(self.ops[a], j1), (self.ops[b], j2)]
+        return edges
 
     def sample(self, rng: random.Random) -> Genotype:
         return self.decode([rng.randrange(c) for c in self._cards])
@@ -416,6 +449,25 @@ class DartsCellSpace(SearchSpace):
         return build_network(arch, net=net, C=C, layers=layers, num_classes=num_classes,
                              in_channels=in_channels or self.input_shape[0], auxiliary=auxiliary,
                              drop_path_prob=drop_path_prob)
+
+    proxy_net = {"C": 8, "layers": 5}
+
+    def supernet_config(self) -> dict:
+        return {"space": "darts", "primitives": list(self.cell.primitives), "steps": self.steps, "multiplier": self.steps}
+
+    def describe(self, arch: Genotype) -> list[str]:
+        g = self.canonical(arch)
+        return [f"normal: {', '.join(f'{o}<-{i}' for o, i in g.normal)}  concat {list(g.normal_concat)}",
+                f"reduce: {', '.join(f'{o}<-{i}' for o, i in g.reduce)}  concat {list(g.reduce_concat)}"]
+
+    def fix_arch(self, supernet: Any, arch: Genotype) -> None:
+        g = self.canonical(self.parse(arch))
+        for alpha, cell in ((supernet.alpha_normal, g.normal), (supernet.alpha_reduce, g.reduce)):
+            alpha.data.copy_(pinned_cell_logits(cell, supernet.space.primitives, supernet.space.steps).to(alpha))
+        for beta in (getattr(supernet, "beta_normal", None), getattr(supernet, "beta_reduce", None)):
+            if beta is not None:
+                raise ConfigError("relaxation: weight sharing pins single paths; use a relaxation without edge "
+                                  "weights (darts, gdas, msg)")
 
     def supernet(self, cfg: Any, num_classes: int, in_channels: int):
         from dnas.relax import relaxation_from_config

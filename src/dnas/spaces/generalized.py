@@ -375,8 +375,197 @@ def _split_arch(arch: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     raise ConfigError("generalized arch: expected (structure, operators) or {'structure': ..., 'operators': ...}")
 
 
+# ---------------------------------------------------------------------------- the SearchSpace
+import random as _random  # noqa: E402
+from dataclasses import field  # noqa: E402
+from typing import ClassVar  # noqa: E402
+
+from dnas.errors import GenotypeError  # noqa: E402
+from dnas.spaces.base import SearchSpace, register_space  # noqa: E402
+
+_ARCH_KEYS = {"format", "version", "space", "structure", "operators", "meta", "accuracy"}
+
+
+@dataclass(frozen=True)
+class GeneralizedArch:
+    """One architecture of the generalized space: the stages in use (structure and operators
+    together). Immutable and hashable; ``meta`` is provenance, outside equality and the hash.
+    Its genotype JSON is ``{"space": "generalized", "structure": {...}, "operators": {...}}``,
+    the file the bohb-alt search writes."""
+
+    stages: tuple[StageSpec, ...]
+    meta: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    space: ClassVar[str] = "generalized"
+    is_hierarchical: ClassVar[bool] = False
+
+    @classmethod
+    def of(cls, structure: Mapping[str, Any], operators: Mapping[str, Any], meta: dict | None = None) -> "GeneralizedArch":
+        try:
+            return cls(tuple(stage_specs(structure, operators)), dict(meta or {}))
+        except ConfigError as e:
+            raise GenotypeError(f"generalized genotype: {e}") from None
+
+    def split(self) -> tuple[dict, dict]:
+        """The ``(structure, operators)`` dicts of the two sub-spaces."""
+        d = self.to_dict(with_meta=False)
+        return d["structure"], d["operators"]
+
+    def to_dict(self, with_meta: bool = True) -> dict[str, Any]:
+        s: dict[str, Any] = {"num_stages": len(self.stages)}
+        o: dict[str, Any] = {}
+        for k, st in enumerate(self.stages, start=1):
+            s.update({f"depth_{k}": st.depth, f"width_{k}": st.width})
+            o.update({f"op_{k}": st.op, f"act_{k}": st.act, f"init_{k}": st.init})
+        d: dict[str, Any] = {"format": "dnas.genotype", "version": 1, "space": "generalized", "structure": s, "operators": o}
+        if with_meta and self.meta:
+            d["meta"] = dict(self.meta)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, ops: Any = None) -> "GeneralizedArch":
+        if not isinstance(d, dict) or d.get("space", "generalized") != "generalized":
+            raise GenotypeError("genotype: expected a generalized genotype object (space: generalized)")
+        unknown = set(d) - _ARCH_KEYS
+        if unknown:
+            raise GenotypeError(f"generalized genotype: unknown field(s) {', '.join(sorted(unknown))}")
+        for key in ("structure", "operators"):
+            if not isinstance(d.get(key), dict):
+                raise GenotypeError(f"generalized genotype.{key}: missing or not an object")
+        return cls.of(d["structure"], d["operators"], d.get("meta") if isinstance(d.get("meta"), dict) else None)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def save(self, path: Any) -> Any:
+        from dnas.io import write_text
+
+        return write_text(path, self.to_json() + "\n")
+
+    def hash(self) -> str:
+        text = json.dumps(self.to_dict(with_meta=False), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_meta(self, **meta: Any) -> "GeneralizedArch":
+        return GeneralizedArch(self.stages, {**self.meta, **meta})
+
+    def validate(self) -> "GeneralizedArch":
+        return self
+
+    def __str__(self) -> str:
+        return " | ".join(f"{st.depth}x{st.op}@{st.width} {st.act}/{st.init}" for st in self.stages)
+
+
+@register_space("generalized")
+class GeneralizedSpace(SearchSpace):
+    """The generalized (GPNAS) space as one space: structure x operators.
+
+    Categorical view: ``num_stages`` (1..max_stages), then for each of ``max_stages`` stages its
+    depth, width, block, activation and initialisation; the genes of stages beyond
+    ``num_stages`` are inactive (encoded 0, ignored by ``decode``), as ConfigSpace's conditions
+    make them for the alternating BOHBs. Every vector decodes to a valid network; ``neighbours``
+    changes one active gene (or the number of stages). No weight sharing: architectures are
+    scored by short training (``train:`` evaluator, or the bohb-alt search's own evaluator).
+    """
+
+    input_shape = (1, 8, 8)
+
+    def __init__(self, max_stages: int = 3, max_depth: int = 3, widths: Sequence[int] = DEFAULT_WIDTHS,
+                 blocks: Sequence[str] = BLOCKS, activations: Sequence[str] = tuple(ACTIVATIONS),
+                 inits: Sequence[str] = tuple(INITS)) -> None:
+        if max_stages < 1 or max_depth < 1 or not widths:
+            raise ConfigError("generalized space: needs max_stages >= 1, max_depth >= 1 and at least one width")
+        self.max_stages, self.max_depth = int(max_stages), int(max_depth)
+        self.widths = tuple(sorted(int(w) for w in widths))
+        self.blocks, self.activations, self.inits = tuple(blocks), tuple(activations), tuple(inits)
+        operator_space(1, blocks=self.blocks, activations=self.activations, inits=self.inits)  # validates the names
+        per = (self.max_depth, len(self.widths), len(self.blocks), len(self.activations), len(self.inits))
+        self._per = per
+        self._cards = (self.max_stages,) + per * self.max_stages
+
+    def parse(self, obj: Any) -> GeneralizedArch:
+        if isinstance(obj, GeneralizedArch):
+            a = obj
+        elif isinstance(obj, dict):
+            a = GeneralizedArch.from_dict(obj)
+        elif isinstance(obj, (tuple, list)) and len(obj) == 2:
+            a = GeneralizedArch.of(obj[0], obj[1])
+        else:
+            from pathlib import Path
+
+            p = Path(str(obj))
+            p = p / "genotype.json" if p.is_dir() else p
+            try:
+                a = GeneralizedArch.from_dict(json.loads(p.read_text()))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise GenotypeError(f"generalized genotype {str(obj)!r}: not a readable genotype file ({e})") from None
+        self.encode(a)  # inside this space's choices?
+        return a
+
+    def read_genotype(self, d: dict) -> GeneralizedArch:
+        return GeneralizedArch.from_dict(d)
+
+    def to_dict(self, arch: GeneralizedArch) -> dict:
+        return arch.to_dict(with_meta=False)
+
+    def hash(self, arch: GeneralizedArch) -> str:
+        return arch.hash()
+
+    def op_names(self, arch: GeneralizedArch) -> list[str]:
+        return [st.op for st in arch.stages]
+
+    def describe(self, arch: GeneralizedArch) -> list[str]:
+        return [f"stage {k}: {st.depth} x {st.op}, {st.width} channels, {st.act}, init {st.init}"
+                for k, st in enumerate(arch.stages, start=1)]
+
+    @property
+    def cardinalities(self) -> tuple[int, ...]:
+        return self._cards
+
+    def encode(self, arch: GeneralizedArch) -> list[int]:
+        if not 1 <= len(arch.stages) <= self.max_stages:
+            raise GenotypeError(f"generalized genotype.structure.num_stages: {len(arch.stages)} outside 1..{self.max_stages}")
+        out = [len(arch.stages) - 1]
+        for k in range(self.max_stages):
+            if k >= len(arch.stages):
+                out += [0] * len(self._per)
+                continue
+            st = arch.stages[k]
+            try:
+                out += [st.depth - 1, self.widths.index(st.width), self.blocks.index(st.op),
+                        self.activations.index(st.act), self.inits.index(st.init)]
+            except ValueError:
+                raise GenotypeError(f"generalized genotype: stage {k + 1} ({st}) uses a choice outside this space") from None
+            if not 1 <= st.depth <= self.max_depth:
+                raise GenotypeError(f"generalized genotype.structure.depth_{k + 1}: {st.depth} outside 1..{self.max_depth}")
+        return out
+
+    def decode(self, vector: Sequence[int]) -> GeneralizedArch:
+        v = [int(x) for x in vector]
+        if len(v) != len(self._cards) or any(not 0 <= x < c for x, c in zip(v, self._cards)):
+            raise ValueError(f"generalized space: vector {v} outside the cardinalities")
+        stages = []
+        for k in range(v[0] + 1):
+            d, w, b, a, i = v[1 + 5 * k : 6 + 5 * k]
+            stages.append(StageSpec(d + 1, self.widths[w], self.blocks[b], self.activations[a], self.inits[i]))
+        return GeneralizedArch(tuple(stages))
+
+    def sample(self, rng: _random.Random) -> GeneralizedArch:
+        """Uniform over architectures: ``n`` stages with probability proportional to the number
+        of ``n``-stage networks (``P ** n``), then every active gene uniformly."""
+        P = math.prod(self._per)
+        n = rng.choices(range(self.max_stages), weights=[P ** (k + 1) for k in range(self.max_stages)])[0]
+        v = [n] + [rng.randrange(c) if k // 5 <= n else 0 for k, c in enumerate(self._cards[1:])]
+        return self.decode(v)
+
+    def build(self, arch: GeneralizedArch, *, num_classes: int = 10, in_channels: int | None = None,
+              **_: Any) -> nn.Module:
+        return GeneralizedNetwork(self.parse(arch).stages, in_channels or self.input_shape[0], num_classes)
+
+
 __all__ = [
     "ACTIVATIONS",
+    "GeneralizedArch",
+    "GeneralizedSpace",
     "BLOCKS",
     "INITS",
     "GeneralizedEvaluator",

@@ -184,3 +184,225 @@ class HierarchicalSpace:
     def expected_depths(self, link_weights: Sequence[torch.Tensor]) -> torch.Tensor:
         return expected_depths(link_weights, self.link_primitives, self.window)
 
+
+
+# ---------------------------------------------------------------------------- the SearchSpace
+import importlib  # noqa: E402
+import random as _random  # noqa: E402
+from itertools import combinations as _combinations  # noqa: E402
+from typing import Any  # noqa: E402
+
+from dnas.genotype import NUM_REDUCTIONS, NUM_STAGES, Genotype  # noqa: E402
+from dnas.ops import DARTS_PRIMITIVES  # noqa: E402
+from dnas.spaces.base import PIN, SearchSpace, register_space  # noqa: E402
+from dnas.spaces.darts import DartsCellSpace, pinned_cell_logits  # noqa: E402
+
+#: Hierarchy levels: which parts an architecture of the space chooses.
+LEVELS = ("cell", "stage", "both")
+
+
+@register_space("hierarchical")
+class HierarchicalSearchSpace(SearchSpace):
+    """The discrete view of the H-DAS space (``level``: ``cell``, ``stage`` or ``both``).
+
+    An architecture is a hierarchical :class:`~dnas.genotype.Genotype` (format version 2):
+
+    * cell level: a DARTS cell (each node two distinct inputs, ops other than ``none``) for each
+      of the 3 stages and each of the 2 reductions, encoded cell by cell like
+      :class:`~dnas.spaces.darts.DartsCellSpace`;
+    * stage level: in stage ``s`` (``sizes[s]`` cells) cell ``k`` keeps ``min(keep, window
+      inputs)`` distinct incoming links - one categorical choice among the input subsets - each
+      with a non-``none`` link op; the stage output concatenates its last two states. The
+      stage-end (cell-distribution) search of the supernet is not part of the discrete space:
+      stages have ``sizes`` cells.
+
+    Every vector inside the cardinalities is valid, so the default one-coordinate neighbours and
+    Hamming ``distance`` apply. With ``level="stage"`` the cells are the fixed ``cell`` genotype
+    (DARTS_V2 by default). The supernet is :class:`dnas.supernet_hier.HierarchicalSupernet`
+    (imported on use: that module builds on this one); ``fix_arch`` pins its per-stage cell
+    logits and link logits (unkept links to ``none``).
+    """
+
+    relaxations = ("darts", "pc", "gdas", "msg")
+    input_shape = (3, 32, 32)
+    proxy_net = {"C": 8}
+
+    def __init__(self, level: str = "both", layers: int = 8, primitives: Sequence[str] = tuple(DARTS_PRIMITIVES),
+                 steps: int = 4, link_primitives: Sequence[str] = LINK_PRIMITIVES, window: int = 3, keep: int = 2,
+                 cell: str = "DARTS_V2") -> None:
+        if level not in LEVELS:
+            raise ConfigError(f"hier_level: {level!r} unknown; choose one of: {', '.join(LEVELS)}")
+        self.level, self.layers, self.cell_name = level, int(layers), cell
+        self.hspace = HierarchicalSpace(
+            cell_space=DartsSpace(tuple(primitives), steps, steps), search_cells=level in ("cell", "both"),
+            search_stages=level in ("stage", "both"), sizes=stage_sizes(layers), link_primitives=tuple(link_primitives),
+            window=window, keep=keep)
+        self.cells = DartsCellSpace(tuple(primitives), steps)
+        self.link_ops = tuple(p for p in link_primitives if p != "none")
+        self._subsets = [[tuple(c) for c in _combinations(link_inputs(k, window), min(keep, len(link_inputs(k, window))))]
+                         for k in range(max(self.hspace.sizes))]
+        cards: list[int] = []
+        if self.hspace.search_cells:
+            cards += list(self.cells.cell_cardinalities) * (NUM_STAGES + NUM_REDUCTIONS)
+        if self.hspace.search_stages:
+            for n in self.hspace.sizes:
+                for k in range(n):
+                    cards += [len(self._subsets[k])] + [len(self.link_ops)] * len(self._subsets[k][0])
+        self._cards = tuple(cards)
+        self._fixed: Genotype | None = None
+
+    def fixed_cell(self) -> Genotype:
+        """The plain cell genotype used by every cell when only stages are searched."""
+        if self._fixed is None:
+            from dnas.genotype import load_genotype
+
+            self._fixed = self.cells.parse(load_genotype(self.cell_name))
+        return self._fixed
+
+    # ------------------------------------------------------------------ data
+    def parse(self, obj: Any) -> Genotype:
+        from dnas.errors import GenotypeError
+        from dnas.genotype import load_genotype
+
+        g = obj if isinstance(obj, Genotype) else load_genotype(obj)
+        sp = self.hspace
+        if sp.search_cells != (g.stage_normal is not None) or sp.search_stages != (g.stages is not None):
+            raise GenotypeError(f"hierarchical genotype: level {self.level!r} needs "
+                                f"{'per-stage cells' if sp.search_cells else 'no per-stage cells'} and "
+                                f"{'stage layouts' if sp.search_stages else 'no stage layouts'}")
+        return self.decode(self.encode(g))
+
+    def read_genotype(self, d: dict) -> Genotype:
+        return Genotype.from_dict(d)
+
+    def to_dict(self, arch: Genotype) -> dict:
+        return arch.to_dict(with_meta=False)
+
+    def hash(self, arch: Genotype) -> str:
+        return arch.hash()
+
+    def op_names(self, arch: Genotype) -> list[str]:
+        cells = list(arch.stage_normal or ()) + list(arch.stage_reduce or ())
+        return [o for c in cells for o, _ in c.edges] or [o for o, _ in arch.normal + arch.reduce]
+
+    def describe(self, arch: Genotype) -> list[str]:
+        out = []
+        for k, c in enumerate(arch.stage_normal or ()):
+            out.append(f"stage {k + 1} normal: {', '.join(f'{o}<-{i}' for o, i in c.edges)}")
+        for k, c in enumerate(arch.stage_reduce or ()):
+            out.append(f"reduction {k + 1}: {', '.join(f'{o}<-{i}' for o, i in c.edges)}")
+        for k, st in enumerate(arch.stages or ()):
+            links = "; ".join(f"cell {j}<-" + "+".join(f"{o}({i})" for o, i in cell) for j, cell in enumerate(st.links))
+            out.append(f"stage {k + 1} layout: {links}  concat {list(st.concat)}")
+        return out
+
+    # ------------------------------------------------------------------ categorical view
+    @property
+    def cardinalities(self) -> tuple[int, ...]:
+        return self._cards
+
+    def encode(self, arch: Genotype) -> list[int]:
+        from dnas.errors import GenotypeError
+
+        sp, out = self.hspace, []
+        if sp.search_cells:
+            cells = [("cells.normal", c) for c in arch.stage_normal] + [("cells.reduce", c) for c in arch.stage_reduce]
+            if len(cells) != NUM_STAGES + NUM_REDUCTIONS:
+                raise GenotypeError(f"genotype.cells: needs {NUM_STAGES} normal and {NUM_REDUCTIONS} reduction cells")
+            for name, c in cells:
+                self.cells.check_cell(name, c.edges, c.concat)
+                out += self.cells.encode_cell(c.edges)
+        if sp.search_stages:
+            if len(arch.stages) != NUM_STAGES:
+                raise GenotypeError(f"genotype.stages: needs {NUM_STAGES} stages")
+            for s, (st, n) in enumerate(zip(arch.stages, sp.sizes)):
+                if st.num_cells != n:
+                    raise GenotypeError(f"genotype.stages[{s}]: this space has {n} cells per stage (layers={self.layers}), got {st.num_cells}")
+                for k, links in enumerate(st.links):
+                    links = sorted(links, key=lambda e: e[1])
+                    subset = tuple(i for _, i in links)
+                    if subset not in self._subsets[k]:
+                        raise GenotypeError(f"genotype.stages[{s}].links[{k}]: inputs {list(subset)} are not "
+                                            f"{len(self._subsets[k][0])} distinct states of {link_inputs(k, sp.window)}")
+                    bad = [o for o, _ in links if o not in self.link_ops]
+                    if bad:
+                        raise GenotypeError(f"genotype.stages[{s}].links[{k}]: op {bad[0]!r} is not a link candidate ({', '.join(self.link_ops)})")
+                    out += [self._subsets[k].index(subset)] + [self.link_ops.index(o) for o, _ in links]
+        return out
+
+    def decode(self, vector: Sequence[int]) -> Genotype:
+        v = [int(x) for x in vector]
+        if len(v) != len(self._cards) or any(not 0 <= x < c for x, c in zip(v, self._cards)):
+            raise ValueError(f"hierarchical space: vector {v} outside the cardinalities")
+        sp, pos = self.hspace, 0
+        stage_normal = stage_reduce = stages = None
+        if sp.search_cells:
+            w = len(self.cells.cell_cardinalities)
+            genes = []
+            for _ in range(NUM_STAGES + NUM_REDUCTIONS):
+                genes.append(CellGene(self.cells.decode_cell(v[pos : pos + w]), self.cells.cell.concat))
+                pos += w
+            stage_normal, stage_reduce = tuple(genes[:NUM_STAGES]), tuple(genes[NUM_STAGES:])
+            normal, reduce = genes[0], genes[NUM_STAGES]
+            base = (normal.edges, normal.concat, reduce.edges, reduce.concat)
+        else:
+            f = self.fixed_cell()
+            base = (f.normal, f.normal_concat, f.reduce, f.reduce_concat)
+        if sp.search_stages:
+            stages = []
+            for n in sp.sizes:
+                links = []
+                for k in range(n):
+                    subset = self._subsets[k][v[pos]]
+                    links.append(tuple((self.link_ops[v[pos + 1 + m]], i) for m, i in enumerate(subset)))
+                    pos += 1 + len(subset)
+                stages.append(StageGene(links, end_concat(n)))
+            stages = tuple(stages)
+        return Genotype(*base, "hierarchical", {}, stage_normal=stage_normal, stage_reduce=stage_reduce, stages=stages)
+
+    def sample(self, rng: _random.Random) -> Genotype:
+        return self.decode([rng.randrange(c) for c in self._cards])
+
+    # ------------------------------------------------------------------ networks
+    def build(self, arch: Genotype, *, num_classes: int = 10, in_channels: int | None = None, C: int = 16,
+              net: str = "cifar", auxiliary: bool = False, drop_path_prob: float = 0.0, **_: Any):
+        from dnas.models import build_network
+
+        return build_network(self.parse(arch), net=net, C=C, layers=self.layers, num_classes=num_classes,
+                             in_channels=in_channels or self.input_shape[0], auxiliary=auxiliary,
+                             drop_path_prob=drop_path_prob)
+
+    def supernet_config(self) -> dict:
+        sp = self.hspace
+        d = {"space": "hierarchical", "hier_level": self.level, "layers": self.layers,
+             "primitives": list(sp.cell_space.primitives), "steps": sp.cell_space.steps,
+             "multiplier": sp.cell_space.multiplier, "link_primitives": list(sp.link_primitives),
+             "stage_window": sp.window, "link_keep": sp.keep, "stage_end_search": False}
+        if not sp.search_cells:
+            d["cell"] = self.cell_name
+        return d
+
+    def supernet(self, cfg: Any, num_classes: int, in_channels: int):
+        self.check_relaxation(cfg.relaxation)
+        # dnas.supernet_hier builds on this module, so it is imported by name (no import circle)
+        return importlib.import_module("dnas.supernet_hier").build_hierarchical_supernet(cfg, num_classes, in_channels)
+
+    def fix_arch(self, supernet: Any, arch: Genotype) -> None:
+        g = self.parse(arch)
+        prims, steps = supernet.space.cell_space.primitives, supernet.space.cell_space.steps
+        if supernet.alpha_normal is not None:
+            if supernet.beta_normal is not None:
+                raise ConfigError("relaxation: weight sharing pins single paths; use darts, gdas or msg (no edge weights)")
+            for alpha, c in zip(list(supernet.alpha_normal) + list(supernet.alpha_reduce), g.stage_normal + g.stage_reduce):
+                alpha.data.copy_(pinned_cell_logits(c.edges, prims, steps).to(alpha))
+        if supernet.alpha_links is not None:
+            lp = list(supernet.space.link_primitives)
+            params = iter(supernet.alpha_links)
+            for st in g.stages:
+                for k, links in enumerate(st.links):
+                    alpha = next(params)
+                    kept = {i: o for o, i in links}
+                    logits = torch.zeros_like(alpha)
+                    for r, i in enumerate(supernet.space.inputs(k)):
+                        logits[r, lp.index(kept.get(i, "none"))] = PIN
+                    alpha.data.copy_(logits)

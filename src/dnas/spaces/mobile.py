@@ -544,10 +544,7 @@ class MobileLatencySpace:
 
 def _register() -> None:
     from dnas.predictors.latency import LATENCY_SPACES
-    from dnas.spaces.base import SUPERNET_BUILDERS as SUPERNETS
 
-    if "fbnetv2" not in SUPERNETS:
-        SUPERNETS.register("fbnetv2", build_fbnetv2_supernet)
     if "fbnetv2" not in LATENCY_SPACES:
         LATENCY_SPACES.register("fbnetv2", MobileLatencySpace)
     from dnas.models import NETWORKS
@@ -557,3 +554,130 @@ def _register() -> None:
 
 
 _register()
+
+
+# ---------------------------------------------------------------------------------- the SearchSpace
+from dnas.spaces.base import PIN, SearchSpace, register_space  # noqa: E402
+
+
+@register_space("fbnetv2")
+class FBNetV2Space(SearchSpace):
+    """The discrete view of the FBNetV2 space: one hidden-width choice per block and one input
+    resolution (``expansions ** layers * resolutions`` networks, every vector valid).
+
+    Architectures are :class:`MobileGenotype` (self-contained: they state the block layout, so
+    ``build`` needs no space options). The graph view is a chain stem -> block_1 -> ... ->
+    head whose node features are the block's one-hot width choice and stride, plus the one-hot
+    resolution on the stem node; ``distance`` counts differing choices. Weight sharing: the
+    masked supernet (:class:`MobileSupernet`, relaxation ``fbnetv2``); ``fix_arch`` pins each
+    block's width logits and the resolution logits to one candidate, which makes the supernet
+    compute exactly the pinned network (the masking tests check this equivalence).
+    ``cost`` uses the per-candidate tables of :func:`mobile_cost_tables` (exact for params and
+    MACs) rather than building the network.
+    """
+
+    relaxations = ("fbnetv2",)
+
+    def __init__(self, stem: int = 8, layers: int = 5, expansions: Sequence[float] = (1, 2, 3, 4),
+                 resolutions: Sequence[float] = (1.0, 0.75, 0.5), input_size: int = 32, in_channels: int = 3,
+                 num_classes: int = 10) -> None:
+        self.space = MobileSpace.make(stem, layers, tuple(expansions), tuple(resolutions), input_size, in_channels,
+                                      num_classes)
+        self.input_shape = (in_channels, input_size, input_size)
+        self._config = dict(init_channels=stem, layers=layers, mobile_expansions=[float(e) for e in expansions],
+                            mobile_resolutions=[float(r) for r in resolutions], image_size=input_size)
+
+    def supernet_config(self) -> dict:
+        return {"space": "fbnetv2", "relaxation": "fbnetv2", **self._config}
+
+    # ------------------------------------------------------------------ data
+    def parse(self, obj: Any) -> MobileGenotype:
+        g = obj if isinstance(obj, MobileGenotype) else load_mobile_genotype(obj)
+        self.encode(g)  # raises when g is not a network of this space
+        return g
+
+    def read_genotype(self, d: dict) -> MobileGenotype:
+        return MobileGenotype.from_dict(d)
+
+    def to_dict(self, arch: MobileGenotype) -> dict:
+        return arch.to_dict(with_meta=False)
+
+    def hash(self, arch: MobileGenotype) -> str:
+        return arch.hash()
+
+    def describe(self, arch: MobileGenotype) -> list[str]:
+        return [f"fbnetv2 hidden widths {arch.channels}, resolution {arch.resolution}/{arch.input_size}"]
+
+    # ------------------------------------------------------------------ categorical view
+    @property
+    def cardinalities(self) -> tuple[int, ...]:
+        return (self.space.num_options,) * len(self.space.blocks) + (len(self.space.resolutions),)
+
+    def encode(self, arch: MobileGenotype) -> list[int]:
+        s = self.space
+        if (arch.stem, arch.input_size) != (s.stem, s.input_size) or len(arch.blocks) != len(s.blocks):
+            raise GenotypeError(f"fbnetv2 genotype: stem {arch.stem}, {len(arch.blocks)} blocks, input {arch.input_size} "
+                                f"is not a network of this space (stem {s.stem}, {len(s.blocks)} blocks, input {s.input_size})")
+        out = []
+        for i, ((_, c_out, st, k, hid), b) in enumerate(zip(s.blocks, arch.blocks)):
+            if (c_out, st, k) != b[:3] or b[3] not in hid:
+                raise GenotypeError(f"genotype.blocks[{i}]: {list(b)} is not a candidate of this space (hidden widths {list(hid)})")
+            out.append(hid.index(b[3]))
+        if arch.resolution not in s.resolutions:
+            raise GenotypeError(f"genotype.resolution: {arch.resolution} is not a candidate ({list(s.resolutions)})")
+        return out + [s.resolutions.index(arch.resolution)]
+
+    def decode(self, vector: Sequence[int]) -> MobileGenotype:
+        v = [int(x) for x in vector]
+        if len(v) != len(self.cardinalities) or any(not 0 <= x < c for x, c in zip(v, self.cardinalities)):
+            raise ValueError(f"fbnetv2 space: vector {v} outside the cardinalities {self.cardinalities}")
+        return self.space.genotype(v[:-1], v[-1])
+
+    def sample(self, rng: random.Random) -> MobileGenotype:
+        return self.decode([rng.randrange(c) for c in self.cardinalities])
+
+    def graph(self, arch: MobileGenotype):
+        import numpy as np
+
+        s, v = self.space, self.encode(arch)
+        B, K, R = len(s.blocks), s.num_options, len(s.resolutions)
+        n = B + 2
+        A = np.zeros((n, n), np.float32)
+        for i in range(n - 1):
+            A[i, i + 1] = 1.0
+        X = np.zeros((n, 2 + K + 1 + R), np.float32)
+        X[0, 0] = 1.0
+        X[0, 2 + K + 1 + v[-1]] = 1.0
+        X[-1, 1] = 1.0
+        for b in range(B):
+            X[b + 1, 2 + v[b]] = 1.0
+            X[b + 1, 2 + K] = float(s.blocks[b][2] == 2)
+        return A, X
+
+    # ------------------------------------------------------------------ networks
+    def build(self, arch: MobileGenotype, *, num_classes: int | None = None, in_channels: int | None = None,
+              **_: Any) -> nn.Module:
+        return MobileNetwork(self.parse(arch), num_classes or self.space.num_classes, in_channels or self.space.in_channels)
+
+    def cost(self, arch: MobileGenotype, metric: str = "params", **_: Any) -> float:
+        if metric not in ("params", "macs"):
+            raise ConfigError(f"cost metric: {metric!r} unknown; choose params or macs")
+        per, fixed = mobile_cost_tables(self.space, metric)
+        v = self.encode(arch)
+        r = v[-1]
+        return float(fixed[r] + sum(per[r, b, k] for b, k in enumerate(v[:-1])))
+
+    def supernet(self, cfg: Any, num_classes: int, in_channels: int):
+        self.check_relaxation(cfg.relaxation)
+        return build_fbnetv2_supernet(cfg, num_classes, in_channels)
+
+    def fix_arch(self, supernet: Any, arch: MobileGenotype) -> None:
+        sub = FBNetV2Space.__new__(FBNetV2Space)
+        sub.space, sub.input_shape = supernet.space, self.input_shape
+        v = sub.encode(arch)
+        w = torch.zeros_like(supernet.alpha_width)
+        w[torch.arange(len(v) - 1), torch.tensor(v[:-1])] = PIN
+        r = torch.zeros_like(supernet.alpha_res)
+        r[0, v[-1]] = PIN
+        supernet.alpha_width.data.copy_(w)
+        supernet.alpha_res.data.copy_(r)

@@ -87,7 +87,7 @@ class NB201Arch:
     Immutable and hashable, so it can key dicts and sets (tabular lookups, search histories).
     """
 
-    #: Genotype-reader protocol (:data:`dnas.genotype.SPACE_READERS`): the space and the network
+    #: Genotype-reader protocol (:meth:`dnas.spaces.base.SearchSpace.read_genotype`): the space and the network
     #: that :func:`dnas.models.build_network` builds for this genotype.
     space: ClassVar[str] = SPACE
     network: ClassVar[str] = "nb201"
@@ -593,7 +593,7 @@ class NB201Supernet(ArchWeightSplit, nn.Module):
 # ---------------------------------------------------------------------------- the SearchSpace
 import numpy as _np  # noqa: E402
 
-from dnas.spaces.base import SearchSpace, register_space  # noqa: E402
+from dnas.spaces.base import PIN, SearchSpace, register_space  # noqa: E402
 
 
 @register_space("nb201")
@@ -671,6 +671,22 @@ class NB201Space(SearchSpace):
             return nb201_param_count(arch, C=net_opts.get("C", 16), N=net_opts.get("N", 5), num_classes=num_classes,
                                      in_channels=net_opts.get("in_channels", 3)) / 1e6
         return super().cost(arch, metric, num_classes=num_classes, image_size=image_size, **net_opts)
+
+    proxy_net = {"C": 8, "N": 1}
+
+    def describe(self, arch: NB201Arch) -> list[str]:
+        return [f"NB201 {arch}"]
+
+    def fix_arch(self, supernet: Any, arch: NB201Arch) -> None:
+        a = self.parse(arch)
+        logits = torch.zeros(len(NB201_EDGES), len(NB201_OPS))
+        for k, op in enumerate(a.ops):
+            logits[k, NB201_OPS.index(op)] = PIN
+        supernet.alpha.data.copy_(logits.to(supernet.alpha))
+        if supernet.beta is not None:
+            from dnas.errors import ConfigError
+
+            raise ConfigError("relaxation: weight sharing pins single paths; use darts, gdas or msg (no edge weights)")
 
     def supernet(self, cfg: Any, num_classes: int, in_channels: int):
         from dnas.relax import relaxation_from_config
