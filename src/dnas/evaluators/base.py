@@ -17,6 +17,7 @@ and ``make_evaluator("train:3")`` (and the CLI's ``--evaluator train:3``) builds
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Protocol, Sequence, runtime_checkable
 
@@ -62,15 +63,48 @@ def finite_archs(evaluator: Evaluator) -> Sequence[Hashable] | None:
 
 
 #: Modules that register the built-in evaluator kinds (imported on first use).
-EVALUATOR_MODULES: list[str] = ["dnas.evaluators.tabular"]
+EVALUATOR_MODULES: list[str] = [
+    "dnas.evaluators.tabular",
+    "dnas.evaluators.training",
+    "dnas.evaluators.weight_sharing",
+    "dnas.evaluators.predictor",
+]
 
-#: ``kind -> factory(arg: str) -> Evaluator``; ``arg`` is the text after ``kind:``.
-EVALUATORS: Registry[Callable[[str], Evaluator]] = Registry("evaluator")
+#: ``kind -> factory(arg: str[, space=SearchSpace]) -> Evaluator``; ``arg`` is the text after
+#: ``kind:``. Factories that declare a ``space`` parameter receive the searched space.
+EVALUATORS: Registry[Callable[..., Evaluator]] = Registry("evaluator")
 
 
-def make_evaluator(spec: "str | Evaluator") -> Evaluator:
+def parse_options(kind: str, arg: str, allowed: dict[str, type], positional: str) -> dict[str, Any]:
+    """``"3,data=digits,max_samples=200"`` -> ``{positional: "3", "data": "digits", ...}``.
+
+    Evaluator specs carry every setting in the string, so a run directory's saved evaluator
+    spec alone rebuilds the same evaluator on ``--resume``. Values are converted with the types
+    of ``allowed``; unknown keys and bad values fail in one line listing what is allowed."""
+    out: dict[str, Any] = {}
+    parts = [p.strip() for p in arg.split(",")] if arg else []
+    for i, part in enumerate(parts):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            if i != 0:
+                raise ConfigError(f"evaluator {kind}: {part!r} is not key=value; allowed keys: {', '.join(allowed)}")
+            key, value = positional, part
+        key = key.strip()
+        if key not in allowed:
+            raise ConfigError(f"evaluator {kind}: unknown option {key!r}; allowed: {', '.join(allowed)}")
+        try:
+            out[key] = allowed[key](value.strip())
+        except ValueError:
+            raise ConfigError(f"evaluator {kind}: option {key}={value!r} is not a valid {allowed[key].__name__}") from None
+    return out
+
+
+def make_evaluator(spec: "str | Evaluator", *, space: Any = None) -> Evaluator:
     """Build an evaluator from ``"kind:arg"`` (e.g. ``"tabular:nb201_cifar10"``,
-    ``"tabular:records.json"``); an evaluator object is returned unchanged."""
+    ``"train:2,data=digits"``); an evaluator object is returned unchanged. ``space`` (a
+    :class:`~dnas.spaces.base.SearchSpace` or name) is handed to kinds that build networks."""
     if not isinstance(spec, str):
         if isinstance(spec, Evaluator):
             return spec
@@ -84,4 +118,11 @@ def make_evaluator(spec: "str | Evaluator") -> Evaluator:
             f"evaluator: {spec!r} is not 'kind:arg'; e.g. 'tabular:nb201_cifar10' or 'tabular:records.json' "
             f"(kinds: {', '.join(sorted(EVALUATORS.names()))})"
         )
-    return EVALUATORS.get(kind, "evaluator")(arg)
+    factory = EVALUATORS.get(kind, "evaluator")
+    if "space" in inspect.signature(factory).parameters:
+        from dnas.spaces.base import get_space
+
+        if space is None:
+            raise ConfigError(f"evaluator {kind}: needs the searched space; pass space=... (the CLI passes --space)")
+        return factory(arg, space=get_space(space))
+    return factory(arg)

@@ -304,6 +304,9 @@ class DartsCellSpace(SearchSpace):
         from dnas.genotype import load_genotype
 
         g = obj if isinstance(obj, Genotype) else load_genotype(obj)
+        if not isinstance(g, Genotype) or g.space not in ("darts", "hierarchical"):
+            raise GenotypeError(f"darts genotype: got a {getattr(g, 'space', type(g).__name__)} architecture; "
+                                f"use --space {getattr(g, 'space', 'darts')}")
         if g.is_hierarchical:
             raise GenotypeError("darts genotype: has per-stage cells or stages; use the hierarchical space")
         for name, cell, concat in (("normal", g.normal, g.normal_concat), ("reduce", g.reduce, g.reduce_concat)):

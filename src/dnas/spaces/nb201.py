@@ -674,6 +674,9 @@ class NB201Space(SearchSpace):
 
     proxy_net = {"C": 8, "N": 1}
 
+    def supernet_config(self) -> dict:
+        return {"space": "nb201", "layers": 3}  # N = 1 cell per stage: the proxy size
+
     def describe(self, arch: NB201Arch) -> list[str]:
         return [f"NB201 {arch}"]
 
