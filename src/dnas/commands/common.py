@@ -8,6 +8,11 @@ from typing import Any
 import typer
 
 
+#: ``--quiet`` for every command: no human-readable output (errors still print; ``--json``
+#: still prints its one object).
+QUIET_HELP = "no output but errors (with --json: only the JSON object)"
+
+
 def emit_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 

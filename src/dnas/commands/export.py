@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from dnas.cli import app
+from dnas.commands.common import QUIET_HELP, emit_json
 
 SUFFIX = {"torchscript": ".ts", "onnx": ".onnx", "state-dict": ".pt"}
 
@@ -38,6 +39,8 @@ def export(
     source: Path = typer.Argument(..., help="training run directory, its model.pt, or a search run directory"),
     fmt: str = typer.Option(..., "--format", help="torchscript | onnx | state-dict"),
     out: Optional[Path] = typer.Option(None, help="output file (default SOURCE/export/model.<ext>)"),
+    as_json: bool = typer.Option(False, "--json", help="print {format, kind, out} as JSON"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Export a model; ONNX files are checked by the tests in onnxruntime."""
     import torch
@@ -67,4 +70,7 @@ def export(
         raise DnasError(f"{source}: neither a training run (model.pt) nor a search run (config.yaml + checkpoint.pt)")
     target = out or run_dir / "export" / f"model{SUFFIX[fmt]}"
     export_model(model, fmt, target, example)
-    typer.echo(f"exported {kind} as {fmt}: {target}")
+    if as_json:
+        emit_json({"format": fmt, "kind": kind, "out": str(target)})
+    elif not quiet:
+        typer.echo(f"exported {kind} as {fmt}: {target}")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from dnas.cli import app
-from dnas.commands.common import emit_json
+from dnas.commands.common import QUIET_HELP, emit_json
 
 latency_app = typer.Typer(no_args_is_help=True, help="Latency on this device: measurement, lookup table, MLP predictor.")
 app.add_typer(latency_app, name="latency")
@@ -54,6 +54,7 @@ def collect_cmd(
     table: bool = typer.Option(True, "--table/--no-table", help="also record the lookup-table sum of each architecture"),
     cache_dir: Optional[Path] = typer.Option(None, help="latency table cache (default $DNAS_CACHE_DIR or ~/.cache/dnas)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON summary"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Sample architectures, measure them interleaved on this device, write a dataset."""
     from dnas.io import write_json
@@ -66,7 +67,7 @@ def collect_cmd(
                "seconds": data["seconds"], "latency_ms": {"min": round(min(ms), 3), "max": round(max(ms), 3)}}
     if as_json:
         emit_json(summary)
-    else:
+    elif not quiet:
         typer.echo(f"measured {len(ms)} {space} networks in {data['seconds']['measure']:.0f}s "
                    f"({min(ms):.2f}-{max(ms):.2f} ms) -> {out}")
 
@@ -81,6 +82,7 @@ def fit_cmd(
     hidden: int = typer.Option(32, min=1),
     ensemble: int = typer.Option(3, min=1),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Fit the MLP latency predictor; report held-out error; save it for --cost latency_predictor."""
     from dnas.predictors.latency import fit_and_score
@@ -88,7 +90,7 @@ def fit_cmd(
     pred, res = fit_and_score(str(data), train_fraction=train_fraction, seed=seed, epochs=epochs, hidden=hidden, ensemble=ensemble)
     pred.save(out)
     res["predictor"] = str(out)
-    _report(res, as_json)
+    _report(res, as_json, quiet)
 
 
 @latency_app.command("evaluate")
@@ -111,6 +113,7 @@ def evaluate_cmd(
     save_data: Optional[Path] = typer.Option(None, help="also write the collected dataset here"),
     cache_dir: Optional[Path] = typer.Option(None),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Collect, fit and score in one go: mean relative error and Kendall tau on held-out
     architectures, next to the lookup-table sum (raw and calibrated by a line)."""
@@ -128,7 +131,7 @@ def evaluate_cmd(
     if isinstance(dataset, dict):
         res["collect_seconds"] = dataset["seconds"]
         res["protocol"] = dataset["protocol"]
-    _report(res, as_json)
+    _report(res, as_json, quiet)
 
 
 @latency_app.command("measure")
@@ -144,6 +147,7 @@ def measure_cmd(
     threads: int = typer.Option(1, min=1),
     device: str = typer.Option("cpu"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Measure one architecture's evaluation network: median latency, params, MACs (and the
     lookup-table estimate for DARTS genotypes)."""
@@ -178,13 +182,15 @@ def measure_cmd(
                device_key=device_key(device, threads))
     if as_json:
         emit_json(res)
-    else:
+    elif not quiet:
         typer.echo("  ".join(f"{k}: {v}" for k, v in res.items()))
 
 
-def _report(res: dict, as_json: bool) -> None:
+def _report(res: dict, as_json: bool, quiet: bool = False) -> None:
     if as_json:
         emit_json(res)
+        return
+    if quiet:
         return
     typer.echo(f"{res['space']} on {res['device_key']}: MLP predictor mean relative error "
                f"{100 * res['mean_rel_error']:.2f}%, kendall tau {res['kendall_tau']:.3f} on {res['test_size']} held-out archs "

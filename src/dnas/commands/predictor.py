@@ -4,7 +4,7 @@ from __future__ import annotations
 import typer
 
 from dnas.cli import app
-from dnas.commands.common import emit_json
+from dnas.commands.common import QUIET_HELP, emit_json
 
 predictor_app = typer.Typer(no_args_is_help=True, help="Performance predictors (GCN, MLP) on benchmark records.")
 app.add_typer(predictor_app, name="predictor")
@@ -20,6 +20,7 @@ def evaluate(
     epochs: int = typer.Option(200, min=0),
     ensemble: int = typer.Option(3, min=1, help="models averaged per seed"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Train on --train-size records per seed and report Kendall tau / Spearman on the rest."""
     from dnas.predictors.metrics import predictor_evaluate
@@ -27,6 +28,8 @@ def evaluate(
     res = predictor_evaluate(records, predictor, train_size, seeds, loss=loss, epochs=epochs, ensemble=ensemble)
     if as_json:
         emit_json(res)
+        return
+    if quiet:
         return
     b = res["baselines"]
     typer.echo(

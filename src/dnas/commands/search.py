@@ -57,13 +57,9 @@ def search(
 
         _print_generalized(resume_generalized(resume, budget=budget, workers=workers, ray_address=ray_address), as_json, quiet)
         return
-    if space == "generalized":
+    if _is_alternating(space, strategy, evaluator):
         from dnas.strategies.alternating import search_generalized
 
-        if (strategy or "bohb-alt") != "bohb-alt":
-            from dnas.errors import ConfigError
-
-            raise ConfigError(f"--strategy: the generalized space is searched by bohb-alt, not {strategy!r}")
         result = search_generalized(data or "digits", budget=budget or 60, seed=seed or 0, out=out,
                                     workers=workers, ray_address=ray_address, **bohb)
         _print_generalized(result, as_json, quiet)
@@ -71,8 +67,12 @@ def search(
     if _is_discrete(space, strategy, evaluator, relaxation):
         if workers or ray_address:
             bohb.update(executor="ray", workers=workers, ray_address=ray_address)
-        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb)
+        data_opts = dict(data=data, max_samples=max_samples, image_size=image_size)
+        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, data_opts, **bohb)
         return
+    from dnas.matrix import check
+
+    check(space, strategy or "bilevel", None)
     import dnas.api as api
 
     overrides = dict(
@@ -116,6 +116,19 @@ def _is_discrete(space: str, strategy: Optional[str], evaluator: Optional[str], 
     return not get_space(space).relaxations
 
 
+def _is_alternating(space: str, strategy: Optional[str], evaluator: Optional[str]) -> bool:
+    """The two alternating BOHBs: the default search of a space that splits into structure and
+    operators (the generalized space), unless another strategy or an evaluator is named."""
+    from dnas.spaces.base import get_space
+
+    if strategy == "bohb-alt":
+        from dnas.matrix import check
+
+        check(space, strategy, evaluator)
+        return True
+    return strategy is None and evaluator is None and get_space(space).alternating
+
+
 def _saved_space(run_dir: Path) -> str | None:
     import yaml
 
@@ -145,23 +158,37 @@ def _cost_objective(cost: Optional[str], predictor: Optional[str]) -> Optional[s
     return cost
 
 
-def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **options) -> None:
-    from dnas.errors import ConfigError
+def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, data_opts, **options) -> None:
+    from dnas.evaluators.base import complete_spec, evaluator_kind
+    from dnas.matrix import check
     from dnas.strategies.discrete import run_discrete_search
 
-    if evaluator is None:
-        raise ConfigError(f"--evaluator: required with --space {space} (e.g. tabular:nb201_cifar10 or tabular:FILE)")
+    strategy = strategy or "random"
+    check(space, strategy, evaluator)
+    # the saved spec carries --data/--seed, so it alone rebuilds the same evaluator on --resume
+    evaluator = complete_spec(evaluator, seed=seed, **data_opts)
+    if strategy.startswith("bohb") and "min_budget" not in options and evaluator_kind(evaluator) == "train":
+        epochs = _train_epochs(evaluator)
+        if epochs > 1:  # budget = epochs: Hyperband's rungs from 1 to EPOCHS epochs
+            options.update(min_budget=1.0, max_budget=float(epochs))
     result = run_discrete_search(
-        space=space, strategy=strategy or "random", evaluator=evaluator, budget=budget or 100,
+        space=space, strategy=strategy, evaluator=evaluator, budget=budget or 100,
         seed=seed or 0, out_dir=out, **options,
     )
     if as_json:
-        emit_json({k: result[k] for k in ("best_arch", "best_accuracy", "queries")})
+        emit_json({**{k: result[k] for k in ("best_arch", "best_accuracy", "queries")},
+                   "space": space, "strategy": strategy, "evaluator": evaluator,
+                   "run_dir": str(out) if out else None})
         return
     say(quiet, f"best architecture: {result['best_arch']}")
     say(quiet, f"best accuracy: {result['best_accuracy']:.2f}  after {result['queries']} queries")
     if out:
         say(quiet, f"run directory: {out}")
+
+
+def _train_epochs(spec: str) -> int:
+    first = spec.partition(":")[2].split(",")[0]
+    return int(first) if first.strip().isdigit() else 1
 
 
 def search_summary(result) -> str:

@@ -101,6 +101,29 @@ def parse_options(kind: str, arg: str, allowed: dict[str, type], positional: str
     return out
 
 
+def evaluator_kind(spec: str) -> str:
+    """The ``kind`` of a ``kind:arg`` spec (``""`` when it has none)."""
+    kind, sep, _ = spec.partition(":")
+    return kind if sep else ""
+
+
+def complete_spec(spec: str, **defaults: Any) -> str:
+    """``spec`` with ``key=value`` appended for every default its kind accepts (its factory's
+    ``options``) and the spec does not set, e.g. the CLI's ``--data`` and ``--seed``: so the
+    saved spec alone rebuilds the same evaluator. Other kinds are returned unchanged."""
+    for module in EVALUATOR_MODULES:
+        importlib.import_module(module)
+    kind, _, arg = spec.partition(":")
+    if kind not in EVALUATORS:
+        return spec
+    allowed = getattr(EVALUATORS.get(kind), "options", {})
+    given = {p.partition("=")[0].strip() for p in arg.split(",") if "=" in p}
+    extra = [f"{k}={v}" for k, v in defaults.items() if v is not None and k in allowed and k not in given]
+    if not extra:
+        return spec
+    return f"{kind}:{','.join(([arg] if arg else []) + extra)}"
+
+
 def make_evaluator(spec: "str | Evaluator", *, space: Any = None) -> Evaluator:
     """Build an evaluator from ``"kind:arg"`` (e.g. ``"tabular:nb201_cifar10"``,
     ``"train:2,data=digits"``); an evaluator object is returned unchanged. ``space`` (a

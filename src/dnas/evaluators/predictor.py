@@ -29,7 +29,7 @@ class PredictorEvaluator:
         from dnas.evaluators.tabular import load_records
         from dnas.predictors import make_predictor
 
-        self.space = space
+        self.arch_space = space
         self.source, recs = load_records(records)
         archs = []
         for i, r in enumerate(recs):
@@ -43,7 +43,7 @@ class PredictorEvaluator:
         self._cache: dict[str, float] = {}
 
     def evaluate(self, arch: Any, budget: float | None = None) -> EvalResult:
-        key = self.space.hash(arch)
+        key = self.arch_space.hash(arch)
         cached = key in self._cache
         if not cached:
             self._cache[key] = float(self.predictor.predict([arch])[0])
@@ -56,3 +56,6 @@ def _make_predictor(arg: str, space: Any) -> PredictorEvaluator:
     if "records" not in opts:
         raise ConfigError("evaluator predictor: give records to fit on, e.g. 'predictor:nb201_cifar10' or 'predictor:FILE.json'")
     return PredictorEvaluator(space, **opts)
+
+
+_make_predictor.options = PREDICTOR_OPTIONS  # type: ignore[attr-defined]  (read by complete_spec)

@@ -189,6 +189,21 @@ class TabularEvaluator:
         return r["key"], r["val_accuracy"]
 
 
+def table_accuracy(space: Any, arch: Any) -> dict:
+    """``{"table": NAME, "table_accuracy": ACC}`` for the first built-in table of ``space``
+    (``space.tables``) that holds ``arch``; ``table_accuracy`` is ``None`` when none holds it
+    and the dict is empty when the space has no table. A one-shot search reports this next to
+    its own validation accuracy, so its result reads like the NAS-Bench-201 one-shot benchmark."""
+    from dnas.spaces.base import get_space
+
+    sp = get_space(space)
+    for name in sp.tables:
+        ev = TabularEvaluator(name)
+        if arch in ev:
+            return {"table": name, "table_accuracy": ev.lookup(arch)["val_accuracy"]}
+    return {"table": sp.tables[0], "table_accuracy": None} if sp.tables else {}
+
+
 @EVALUATORS.register("tabular")
 def _make_tabular(arg: str) -> TabularEvaluator:
     if not arg:

@@ -91,7 +91,7 @@ class TrainEvaluator:
                  threads: int | None = 1, device: str = "cpu") -> None:
         if epochs < 1 or batch_size < 1 or lr <= 0 or (max_samples is not None and max_samples < 10):
             raise ConfigError("evaluator train: needs epochs >= 1, batch_size >= 1, lr > 0 and max_samples >= 10")
-        self.space = space
+        self.arch_space = space
         self.epochs, self.batch_size, self.lr, self.seed = int(epochs), int(batch_size), float(lr), int(seed)
         self.threads, self.device = threads, device
         self.data_name = data
@@ -103,7 +103,7 @@ class TrainEvaluator:
 
     def evaluate(self, arch: Any, budget: float | None = None) -> EvalResult:
         epochs = max(1, int(round(budget))) if budget is not None else self.epochs
-        key = (self.space.hash(arch), epochs)
+        key = (self.arch_space.hash(arch), epochs)
         if key in self._cache:
             r = self._cache[key]
             return EvalResult(r.accuracy, dict(r.cost), r.budget, cached=True)
@@ -116,12 +116,12 @@ class TrainEvaluator:
         from dnas.counting import count_params
         from dnas.data import Batches
 
-        s = arch_seed(self.seed, self.space.hash(arch))
+        s = arch_seed(self.seed, self.arch_space.hash(arch))
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(s)
-            model = self.space.build(arch, num_classes=self.num_classes, in_channels=self.in_channels,
-                                     **self.space.proxy_net).to(self.device)
+            model = self.arch_space.build(arch, num_classes=self.num_classes, in_channels=self.in_channels,
+                                     **self.arch_space.proxy_net).to(self.device)
             batches = Batches(*self.train, self.batch_size, shuffle=True, seed=s)
             opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9, weight_decay=3e-4)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * len(batches)))
@@ -152,3 +152,6 @@ class TrainEvaluator:
 @EVALUATORS.register("train")
 def _make_train(arg: str, space: Any) -> TrainEvaluator:
     return TrainEvaluator(space, **parse_options("train", arg, TRAIN_OPTIONS, "epochs"))
+
+
+_make_train.options = TRAIN_OPTIONS  # type: ignore[attr-defined]  (read by complete_spec)

@@ -54,7 +54,7 @@ class WeightSharingEvaluator:
             raise ConfigError("evaluator ws: needs epochs >= 1, batch_size >= 1 and lr > 0")
         relaxation = relaxation or ("gdas" if "gdas" in space.relaxations else space.relaxations[0])
         space.check_relaxation(relaxation)
-        self.space, self.epochs, self.batch_size, self.lr = space, int(epochs), int(batch_size), float(lr)
+        self.arch_space, self.epochs, self.batch_size, self.lr = space, int(epochs), int(batch_size), float(lr)
         self.seed, self.threads, self.device, self.relaxation = int(seed), threads, device, relaxation
         train, val, self.in_channels, self.num_classes = load_splits(data, seed=seed, max_samples=max_samples,
                                                                      image_size=image_size)
@@ -82,7 +82,7 @@ class WeightSharingEvaluator:
         start = time.perf_counter()
         with torch_threads(self.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            net = self.space.supernet(self.config, self.num_classes, self.in_channels).to(self.device)
+            net = self.arch_space.supernet(self.config, self.num_classes, self.in_channels).to(self.device)
             for p in net.arch_parameters():
                 p.requires_grad_(False)
             rng = random.Random(self.seed)
@@ -93,7 +93,7 @@ class WeightSharingEvaluator:
             for epoch in range(self.epochs):
                 batches.set_epoch(epoch)
                 for xb, yb in batches:
-                    self.space.fix_arch(net, self.space.sample(rng))
+                    self.arch_space.fix_arch(net, self.arch_space.sample(rng))
                     loss = F.cross_entropy(logits_of(net(xb)), yb)
                     if not torch.isfinite(loss):
                         continue  # skip a diverging path; the next one is another architecture
@@ -108,7 +108,7 @@ class WeightSharingEvaluator:
 
     # ------------------------------------------------------------------ scoring
     def evaluate(self, arch: Any, budget: float | None = None) -> EvalResult:
-        key = self.space.hash(arch)
+        key = self.arch_space.hash(arch)
         if key in self._cache:
             r = self._cache[key]
             return EvalResult(r.accuracy, dict(r.cost), budget, cached=True)
@@ -116,7 +116,7 @@ class WeightSharingEvaluator:
         start = time.perf_counter()
         with torch_threads(self.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            self.space.fix_arch(net, arch)
+            self.arch_space.fix_arch(net, arch)
             net.train()  # batch statistics (see the module docstring); no gradient is taken
             acc = accuracy(net, *self.val)
         r = EvalResult(accuracy=acc, cost={"seconds": time.perf_counter() - start}, budget=budget)
@@ -127,3 +127,6 @@ class WeightSharingEvaluator:
 @EVALUATORS.register("ws")
 def _make_ws(arg: str, space: Any) -> WeightSharingEvaluator:
     return WeightSharingEvaluator(space, **parse_options("ws", arg, WS_OPTIONS, "epochs"))
+
+
+_make_ws.options = WS_OPTIONS  # type: ignore[attr-defined]  (read by complete_spec)

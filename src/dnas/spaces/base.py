@@ -125,6 +125,11 @@ class SearchSpace(ABC):
     #: Network options of :meth:`build` for *short proxy training* (the ``train:`` evaluator,
     #: weight sharing): small widths and few cells, so an architecture trains in seconds.
     proxy_net: dict = {}
+    #: Whether the space splits into a structure and an operator sub-space, searched in turn
+    #: by the two alternating BOHBs (``--strategy bohb-alt``).
+    alternating: bool = False
+    #: Built-in records tables (``tabular:NAME``) whose architectures belong to this space.
+    tables: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ architecture as data
     @abstractmethod

@@ -453,6 +453,7 @@ class DartsCellSpace(SearchSpace):
                              in_channels=in_channels or self.input_shape[0], auxiliary=auxiliary,
                              drop_path_prob=drop_path_prob)
 
+    tables = ("nb301_cifar10",)
     proxy_net = {"C": 8, "layers": 5}
 
     def supernet_config(self) -> dict:

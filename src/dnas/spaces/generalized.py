@@ -397,6 +397,8 @@ class GeneralizedArch:
     meta: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
     space: ClassVar[str] = "generalized"
     is_hierarchical: ClassVar[bool] = False
+    #: ``build_network`` (and so ``dnas train``) builds this network class for this genotype.
+    network: ClassVar[str] = "generalized"
 
     @classmethod
     def of(cls, structure: Mapping[str, Any], operators: Mapping[str, Any], meta: dict | None = None) -> "GeneralizedArch":
@@ -455,6 +457,32 @@ class GeneralizedArch:
         return " | ".join(f"{st.depth}x{st.op}@{st.width} {st.act}/{st.init}" for st in self.stages)
 
 
+class GeneralizedRegisteredNetwork(GeneralizedNetwork):
+    """The generalized network under the :data:`dnas.models.NETWORKS` contract (so ``dnas train``
+    trains a generalized genotype): the genotype fixes depth and widths, so ``C`` and ``layers``
+    are unused; no auxiliary head, no drop path; ``(logits, None)`` in train mode."""
+
+    def __init__(self, genotype: Any, C: int = 0, layers: int = 0, num_classes: int = 10, in_channels: int = 3,
+                 auxiliary: bool = False, drop_path_prob: float = 0.0) -> None:
+        a = genotype if isinstance(genotype, GeneralizedArch) else GeneralizedArch.from_dict(genotype)
+        super().__init__(a.stages, in_channels, num_classes)
+        self.drop_path_prob = drop_path_prob
+
+    def forward(self, x: torch.Tensor):  # type: ignore[override]
+        logits = super().forward(x)
+        return (logits, None) if self.training else logits
+
+
+def _register_network() -> None:
+    from dnas.models import NETWORKS
+
+    if "generalized" not in NETWORKS:
+        NETWORKS.register("generalized", GeneralizedRegisteredNetwork)
+
+
+_register_network()
+
+
 @register_space("generalized")
 class GeneralizedSpace(SearchSpace):
     """The generalized (GPNAS) space as one space: structure x operators.
@@ -468,6 +496,7 @@ class GeneralizedSpace(SearchSpace):
     """
 
     input_shape = (1, 8, 8)
+    alternating = True
 
     def __init__(self, max_stages: int = 3, max_depth: int = 3, widths: Sequence[int] = DEFAULT_WIDTHS,
                  blocks: Sequence[str] = BLOCKS, activations: Sequence[str] = tuple(ACTIVATIONS),
@@ -559,7 +588,8 @@ class GeneralizedSpace(SearchSpace):
 
     def build(self, arch: GeneralizedArch, *, num_classes: int = 10, in_channels: int | None = None,
               **_: Any) -> nn.Module:
-        return GeneralizedNetwork(self.parse(arch).stages, in_channels or self.input_shape[0], num_classes)
+        a = arch if isinstance(arch, GeneralizedArch) else self.parse(arch)  # any valid arch builds
+        return GeneralizedNetwork(a.stages, in_channels or self.input_shape[0], num_classes)
 
 
 __all__ = [

@@ -657,7 +657,9 @@ class FBNetV2Space(SearchSpace):
     # ------------------------------------------------------------------ networks
     def build(self, arch: MobileGenotype, *, num_classes: int | None = None, in_channels: int | None = None,
               **_: Any) -> nn.Module:
-        return MobileNetwork(self.parse(arch), num_classes or self.space.num_classes, in_channels or self.space.in_channels)
+        # any valid fbnetv2 genotype builds (it states its own layout), not only this space's
+        return MobileNetwork(load_mobile_genotype(arch), num_classes or self.space.num_classes,
+                             in_channels or self.space.in_channels)
 
     def cost(self, arch: MobileGenotype, metric: str = "params", **_: Any) -> float:
         if metric not in ("params", "macs"):

@@ -672,6 +672,7 @@ class NB201Space(SearchSpace):
                                      in_channels=net_opts.get("in_channels", 3)) / 1e6
         return super().cost(arch, metric, num_classes=num_classes, image_size=image_size, **net_opts)
 
+    tables = ("nb201_cifar10",)
     proxy_net = {"C": 8, "N": 1}
 
     def supernet_config(self) -> dict:

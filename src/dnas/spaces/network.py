@@ -92,5 +92,6 @@ class EvolvedNetworkSpace(SearchSpace):
     # ------------------------------------------------------------------ networks
     def build(self, arch: NetworkGenotype, *, num_classes: int = 10, in_channels: int | None = None,
               auxiliary: bool = False, **_: Any) -> nn.Module:
-        return EvolvedNetwork(self.parse(arch), num_classes=num_classes, in_channels=in_channels or self.input_shape[0],
+        # any valid network genotype builds (it carries its own blocks), not only this space's
+        return EvolvedNetwork(self.read_genotype(arch), num_classes=num_classes, in_channels=in_channels or self.input_shape[0],
                               auxiliary=auxiliary)

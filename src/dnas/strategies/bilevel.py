@@ -384,6 +384,8 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
         dist.close()
         return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch)
     genotype.save(run.genotype)
+    from dnas.evaluators.tabular import table_accuracy
+
     final = history[-1] if history else {}
     run.write_result(
         {
@@ -393,6 +395,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             "epochs": cfg.epochs,
             "search_seconds": round(sum(h.get("seconds", 0.0) for h in history), 3),
             "guard_stop": stopped,
+            **table_accuracy(cfg.space, genotype),
         }
     )
     run.log("end", genotype_hash=genotype.hash())

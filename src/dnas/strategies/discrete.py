@@ -66,7 +66,7 @@ def run_discrete_search(
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(f"budget: must be a positive integer number of queries, got {budget!r}")
-    ev = make_evaluator(evaluator)
+    ev = make_evaluator(evaluator, space=get_space(space))
     ev_space = getattr(ev, "space", None)
     if ev_space is not None and ev_space != space:
         raise ConfigError(f"space: evaluator {evaluator!r} holds {ev_space!r} architectures, not {space!r}; use --space {ev_space}")
@@ -120,5 +120,14 @@ def run_discrete_search(
         "history": history,
     }
     if out_dir is not None:
+        write_json(out_dir / "genotype.json", best_genotype(strat.space, best["arch"], result))
         write_json(out_dir / "result.json", result)
     return result
+
+
+def best_genotype(space: Any, arch: Any, result: dict) -> dict:
+    """The genotype JSON of the best architecture (``dnas show`` / ``dnas train`` read it), with
+    the search's provenance in ``meta``."""
+    meta = {"method": f"discrete/{result['strategy']}", "evaluator": result["evaluator"], "seed": result["seed"],
+            "accuracy": result["best_accuracy"], "queries": result["queries"]}
+    return {**space.to_dict(arch), "meta": meta}
