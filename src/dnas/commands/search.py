@@ -61,7 +61,7 @@ def search(
         from dnas.strategies.alternating import search_generalized
 
         result = search_generalized(data or "digits", budget=budget or 60, seed=seed or 0, out=out,
-                                    workers=workers, ray_address=ray_address, **bohb)
+                                    workers=workers, ray_address=ray_address, max_train_samples=max_samples, **bohb)
         _print_generalized(result, as_json, quiet)
         return
     if _is_discrete(space, strategy, evaluator, relaxation):
