@@ -223,9 +223,17 @@ class HierarchicalSearchSpace(SearchSpace):
     logits and link logits (unkept links to ``none``).
     """
 
-    relaxations = ("darts", "pc", "gdas", "msg")
     input_shape = (3, 32, 32)
     proxy_net = {"C": 8}
+
+    @property
+    def relaxations(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Every registered relaxation except those that choose which inputs a node keeps
+        (``selects_inputs``: TopoNAS): the cell relaxation also mixes the stage links, which
+        keep their own top-``keep`` rule."""
+        from dnas.relax import RELAXATIONS
+
+        return tuple(n for n in RELAXATIONS.names() if not getattr(RELAXATIONS.get(n), "selects_inputs", False))
 
     def __init__(self, level: str = "both", layers: int = 8, primitives: Sequence[str] = tuple(DARTS_PRIMITIVES),
                  steps: int = 4, link_primitives: Sequence[str] = LINK_PRIMITIVES, window: int = 3, keep: int = 2,

@@ -113,6 +113,9 @@ class MobileGenotype:
     def from_dict(cls, d: Any, ops: Any = None) -> "MobileGenotype":
         if not isinstance(d, dict) or d.get("space") != "fbnetv2":
             raise GenotypeError("genotype: expected an fbnetv2 genotype object (space: fbnetv2)")
+        unknown = set(d) - {"format", "version", "space", "stem", "blocks", "channels", "resolution", "input_size", "meta"}
+        if unknown:
+            raise GenotypeError(f"genotype: unknown field(s) {', '.join(sorted(unknown))} in an fbnetv2 genotype")
         try:
             blocks = [tuple(b) for b in d["blocks"]]
             g = cls(int(d["stem"]), tuple(blocks), int(d["resolution"]), int(d["input_size"]), "fbnetv2", dict(d.get("meta") or {}))
