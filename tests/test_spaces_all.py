@@ -170,3 +170,39 @@ def test_generic_genotype_reader_dispatches_by_space() -> None:
         a = sp.sample(random.Random(2))
         g = Genotype.from_dict(sp.to_dict(a))
         assert type(g) is type(a) and sp.parse(g) == a
+
+
+def test_ws_evaluator_loads_a_bilevel_run(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from dnas.cli import _load_commands, app
+
+    _load_commands()
+    run = tmp_path / "oneshot"
+    r = CliRunner().invoke(app, ["search", "--space", "nb201", "--relaxation", "gdas", "--data", "digits", "--max-samples", "60",
+                                 "--epochs", "1", "--init-channels", "4", "--layers", "3", "--batch-size", "16",
+                                 "--guard", "off", "--out", str(run), "--json"])
+    assert r.exit_code == 0, r.output
+    result = json.loads((run / "result.json").read_text())
+    assert result["table"] == "nb201_cifar10" and "table_accuracy" in result
+    sp = get_space("nb201")
+    ev = make_evaluator(f"ws:run={run}", space=sp)
+    a = sp.sample(random.Random(0))
+    first = ev.evaluate(a).accuracy
+    assert 0.0 <= first <= 100.0 and make_evaluator(f"ws:run={run}", space=sp).evaluate(a).accuracy == first
+    with pytest.raises(ConfigError, match="searched space 'nb201'"):
+        make_evaluator(f"ws:run={run}", space=get_space("darts"))
+
+
+def test_dnas_train_trains_a_generalized_genotype(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from dnas.cli import _load_commands, app
+
+    _load_commands()
+    sp = get_space("generalized", max_stages=1, max_depth=1, widths=(8,))
+    g = tmp_path / "genotype.json"
+    g.write_text(json.dumps(sp.to_dict(sp.sample(random.Random(0)))))
+    r = CliRunner().invoke(app, ["train", str(g), "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "t"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output[r.output.index("{"):])["test_accuracy"] > 0.0

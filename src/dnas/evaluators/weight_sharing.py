@@ -20,6 +20,11 @@ Why batch statistics at scoring time: the supernet's BatchNorm running statistic
 every sampled path and fit none, so a pinned path is scored with the statistics of the val batch
 itself (256 images per batch, a fixed order), which keeps a score independent of what was
 scored before. The strategy's ``budget`` is echoed back (the supernet has one fidelity).
+
+``ws:run=DIR`` instead loads the supernet of a finished (or checkpointed) bilevel search run
+(its ``config.yaml`` and ``checkpoint.pt``) and scores on that run's own data and val split,
+so the supernet of a DARTS / GDAS / ... search ranks sampled architectures without retraining;
+the searched space's options must match the run's (sampled architectures must fit its supernet).
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from dnas.evaluators.training import accuracy, load_splits, logits_of, torch_thr
 
 WS_OPTIONS: dict[str, type] = {"epochs": int, "data": str, "max_samples": int, "batch_size": int, "lr": float,
                                "image_size": int, "seed": int, "threads": int, "relaxation": str,
-                               "init_channels": int, "layers": int}
+                               "init_channels": int, "layers": int, "run": str}
 
 
 class WeightSharingEvaluator:
@@ -46,7 +51,11 @@ class WeightSharingEvaluator:
     def __init__(self, space: Any, *, epochs: int = 1, data: str = "digits", max_samples: int | None = None,
                  batch_size: int = 32, lr: float = 0.05, image_size: int | None = None, seed: int = 0,
                  threads: int | None = 1, relaxation: str | None = None, init_channels: int = 8, layers: int = 5,
-                 device: str = "cpu") -> None:
+                 run: str | None = None, device: str = "cpu") -> None:
+        self.run = run
+        if run is not None:
+            cfg = self._run_config(space, run)
+            data, seed, max_samples, image_size, relaxation = cfg.data, cfg.seed, cfg.max_samples, cfg.image_size, cfg.relaxation
         if not space.relaxations:
             raise ConfigError(f"evaluator ws: space {space.name} has no weight-sharing supernet; "
                               "use train: (short training) or tabular:")
@@ -62,12 +71,15 @@ class WeightSharingEvaluator:
         self.val = (val[0].to(device), val[1].to(device))
         from dnas.config import SearchConfig
 
-        fields = {"init_channels": init_channels, "layers": layers, **space.supernet_config(), "relaxation": relaxation,
-                  "data": data, "seed": seed}
-        try:
-            self.config = SearchConfig(**fields)
-        except ValueError as e:  # pydantic: one line naming the field
-            raise ConfigError(f"evaluator ws: {str(e).splitlines()[-1].strip()}") from None
+        if run is not None:
+            self.config = cfg
+        else:
+            fields = {"init_channels": init_channels, "layers": layers, **space.supernet_config(), "relaxation": relaxation,
+                      "data": data, "seed": seed}
+            try:
+                self.config = SearchConfig(**fields)
+            except ValueError as e:  # pydantic: one line naming the field
+                raise ConfigError(f"evaluator ws: {str(e).splitlines()[-1].strip()}") from None
         self.supernet: nn.Module | None = None
         self.train_seconds = 0.0
         self._cache: dict[str, EvalResult] = {}
@@ -77,6 +89,8 @@ class WeightSharingEvaluator:
         """Train the supernet on uniformly sampled single paths (once; later calls return it)."""
         if self.supernet is not None:
             return self.supernet
+        if self.run is not None:
+            return self._load_run()
         from dnas.data import Batches
 
         start = time.perf_counter()
@@ -104,6 +118,32 @@ class WeightSharingEvaluator:
                     sched.step()
         self.supernet = net
         self.train_seconds = time.perf_counter() - start
+        return net
+
+    @staticmethod
+    def _run_config(space: Any, run: str):
+        from pathlib import Path
+
+        from dnas.config import load_config
+
+        path = Path(run) / "config.yaml"
+        if not path.is_file():
+            raise ConfigError(f"evaluator ws: run={run}: no config.yaml there; give a bilevel search run directory")
+        cfg = load_config(path)
+        if cfg.space != space.name:
+            raise ConfigError(f"evaluator ws: run={run} searched space {cfg.space!r}, not {space.name!r}; use --space {cfg.space}")
+        return cfg
+
+    def _load_run(self) -> nn.Module:
+        from dnas.run import RunDir
+
+        ckpt = RunDir(self.run).load_checkpoint()
+        if ckpt is None or "model" not in ckpt:
+            raise ConfigError(f"evaluator ws: run={self.run}: no checkpoint.pt with supernet weights yet")
+        with torch.random.fork_rng(devices=[]):
+            net = self.arch_space.supernet(self.config, self.num_classes, self.in_channels).to(self.device)
+        net.load_state_dict(ckpt["model"])
+        self.supernet = net
         return net
 
     # ------------------------------------------------------------------ scoring
