@@ -17,14 +17,10 @@ _SPACE = typer.Option("darts", help="darts (NetworkCIFAR of genotypes) | fbnetv2
 
 
 def _space(space: str, channels: int, layers: int, image_size: int, in_channels: int, num_classes: int, encoding: str):
-    from dnas.predictors.latency import make_space
+    from dnas.spaces.base import get_space
 
-    if space == "fbnetv2":
-        import dnas.spaces.mobile  # noqa: F401  (registers the space)
-
-        return make_space(space, stem=channels, layers=layers, input_size=image_size, in_channels=in_channels, num_classes=num_classes)
-    return make_space(space, C=channels, layers=layers, image_size=image_size, in_channels=in_channels,
-                      num_classes=num_classes, encoding=encoding)
+    return get_space(space).latency_adapter(options=dict(channels=channels, layers=layers, image_size=image_size,
+                                                         in_channels=in_channels, num_classes=num_classes, encoding=encoding))
 
 
 def _collect(space, samples, seed, device, repeats, warmup, threads, table, cache_dir):

@@ -20,15 +20,17 @@ sum of per-op costs, which the linear term captures at once, the MLP learns the 
 full-batch Adam, an ensemble of seeded members averaged in log space. All randomness comes
 from ``seed``; the global torch RNG is left untouched.
 
-Spaces plug in through :data:`LATENCY_SPACES` (``name -> class(**shape)``) with ``sample``,
-``encode``, ``build``, ``input_shape``, ``table_estimate`` and ``to_dict``/``from_dict`` of
-genotypes; the mobile (FBNetV2) space registers itself in :mod:`dnas.spaces.mobile`.
+Spaces plug in through their :class:`~dnas.spaces.base.SearchSpace` object:
+``space.latency_adapter(**shape)`` returns an adapter with ``sample``, ``encode``, ``build``,
+``input_shape``, ``table_estimate`` and ``to_dict``/``from_dict`` of genotypes at a given
+network size (:class:`DartsLatencySpace` here, the mobile one in :mod:`dnas.spaces.mobile`);
+``from_options`` maps the CLI's generic size options to an adapter's own.
 """
 from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -41,13 +43,9 @@ from dnas.ops import DARTS_PRIMITIVES
 from dnas.opcost import NetShape, build_net, cost_matrices, edge_index, genotype_cost, genotype_onehot
 from dnas.predictors.metrics import kendall_tau
 from dnas.predictors.mlp import single_thread
-from dnas.registry import Registry
-
-LATENCY_SPACES: Registry[Callable[..., Any]] = Registry("latency space")
 
 
 # ---------------------------------------------------------------------------------- DARTS space
-@LATENCY_SPACES.register("darts")
 class DartsLatencySpace:
     """Genotypes of the DARTS cell space, measured as NetworkCIFAR of a given size."""
 
@@ -63,6 +61,12 @@ class DartsLatencySpace:
         self.real = [k for k, p in enumerate(self.primitives) if p != "none"]
         # edges whose input is a cell input (index 0 or 1): stride 2 in reduction cells
         self.input_edges = torch.tensor([1.0 if j < 2 else 0.0 for i in range(steps) for j in range(i + 2)])
+
+    @classmethod
+    def from_options(cls, *, channels: int, layers: int, image_size: int, in_channels: int, num_classes: int,
+                     encoding: str = "pooled", **shape: Any) -> "DartsLatencySpace":
+        return cls(C=channels, layers=layers, image_size=image_size, in_channels=in_channels, num_classes=num_classes,
+                   encoding=encoding, **shape)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -124,18 +128,10 @@ class DartsLatencySpace:
 
 
 def make_space(name: str, **shape: Any):
-    if name not in LATENCY_SPACES:
-        import importlib
+    """The latency adapter of space ``name`` at ``shape`` (its own keys, as saved in datasets)."""
+    from dnas.spaces.base import get_space
 
-        from dnas.spaces.base import SPACE_MODULES
-
-        if name in SPACE_MODULES:  # a space module registers its latency space on import (fbnetv2)
-            importlib.import_module(SPACE_MODULES[name])
-    cls = LATENCY_SPACES.get(name, "space")
-    try:
-        return cls(**shape)
-    except TypeError as e:
-        raise ConfigError(f"space {name}: bad option ({e})") from None
+    return get_space(name).latency_adapter(**shape)
 
 
 # ---------------------------------------------------------------------------------- model

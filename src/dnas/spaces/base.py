@@ -291,6 +291,13 @@ class SearchSpace(ABC):
                 f"relaxation: {relaxation!r} does not apply to space {self.name}; choose one of: {', '.join(self.relaxations)}"
             )
 
+    def latency_adapter(self, options: dict | None = None, **shape: Any) -> Any:
+        """The latency predictor's view of this space at one network size
+        (:mod:`dnas.predictors.latency`): ``shape`` in the adapter's own keys (as saved in a
+        latency dataset), or ``options`` in the CLI's generic ones (``channels``, ``layers``,
+        ``image_size``, ``in_channels``, ``num_classes``, ``encoding``). Spaces without one raise."""
+        raise ConfigError(f"space {self.name}: has no latency predictor; use --space darts or fbnetv2")
+
     # ------------------------------------------------------------------ cost
     def cost(self, arch: Arch, metric: str = "params", *, num_classes: int = 10, image_size: int | None = None,
              **net_opts: Any) -> float:

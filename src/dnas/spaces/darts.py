@@ -461,6 +461,17 @@ class DartsCellSpace(SearchSpace):
     tables = ("nb301_cifar10",)
     proxy_net = {"C": 8, "layers": 5}
 
+    def latency_adapter(self, options: dict | None = None, **shape: Any):
+        from dnas.errors import ConfigError
+        from dnas.predictors.latency import DartsLatencySpace
+
+        try:
+            if options is not None:
+                return DartsLatencySpace.from_options(**options, primitives=self.cell.primitives, steps=self.steps)
+            return DartsLatencySpace(**shape)
+        except TypeError as e:
+            raise ConfigError(f"space darts: bad latency option ({e})") from None
+
     def supernet_config(self) -> dict:
         return {"space": "darts", "primitives": list(self.cell.primitives), "steps": self.steps, "multiplier": self.steps}
 

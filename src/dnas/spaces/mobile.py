@@ -481,7 +481,7 @@ def build_fbnetv2_supernet(cfg, num_classes: int, in_channels: int) -> MobileSup
 
 
 class MobileLatencySpace:
-    """Latency-predictor adapter (:data:`dnas.predictors.latency.LATENCY_SPACES`): encoding =
+    """Latency-predictor adapter (:meth:`FBNetV2Space.latency_adapter`): encoding =
     per-block one-hot hidden-width option and one-hot resolution (softmax weights in search)."""
 
     name = "fbnetv2"
@@ -492,6 +492,11 @@ class MobileLatencySpace:
         self._shape = dict(stem=stem, layers=layers, expansions=list(expansions), resolutions=list(resolutions),
                            input_size=input_size, in_channels=in_channels, num_classes=num_classes)
         self.space = MobileSpace.make(stem, layers, tuple(expansions), tuple(resolutions), input_size, in_channels, num_classes)
+
+    @classmethod
+    def from_options(cls, *, channels: int, layers: int, image_size: int, in_channels: int, num_classes: int,
+                     **_: Any) -> "MobileLatencySpace":
+        return cls(stem=channels, layers=layers, input_size=image_size, in_channels=in_channels, num_classes=num_classes)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -546,10 +551,6 @@ class MobileLatencySpace:
 
 
 def _register() -> None:
-    from dnas.predictors.latency import LATENCY_SPACES
-
-    if "fbnetv2" not in LATENCY_SPACES:
-        LATENCY_SPACES.register("fbnetv2", MobileLatencySpace)
     from dnas.models import NETWORKS
 
     if "fbnetv2" not in NETWORKS:
@@ -592,6 +593,12 @@ class FBNetV2Space(SearchSpace):
 
     def supernet_config(self) -> dict:
         return {"space": "fbnetv2", "relaxation": "fbnetv2", **self._config}
+
+    def latency_adapter(self, options: dict | None = None, **shape: Any) -> "MobileLatencySpace":
+        try:
+            return MobileLatencySpace.from_options(**options) if options is not None else MobileLatencySpace(**shape)
+        except TypeError as e:
+            raise ConfigError(f"space fbnetv2: bad latency option ({e})") from None
 
     # ------------------------------------------------------------------ data
     def parse(self, obj: Any) -> MobileGenotype:
