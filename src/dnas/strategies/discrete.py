@@ -20,7 +20,13 @@ from dnas.io import append_jsonl, write_json
 from dnas.strategies.base import STRATEGIES, DiscreteStrategy, Proposal, get_space
 
 #: Modules that register discrete strategies; optional ones may be missing.
-STRATEGY_MODULES = ("dnas.strategies.random_search", "dnas.strategies.evolution", "dnas.strategies.bohb")
+STRATEGY_MODULES = (
+    "dnas.strategies.random_search",
+    "dnas.strategies.evolution",
+    "dnas.strategies.bohb",
+    "dnas.strategies.local_search",
+    "dnas.strategies.nsga2",
+)
 
 
 def load_strategies() -> list[str]:
