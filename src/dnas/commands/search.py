@@ -37,6 +37,7 @@ def search(
     strategy: Optional[str] = typer.Option(None, help="bilevel for darts; random | evolution | bohb ... for nb201"),
     evaluator: Optional[str] = typer.Option(None, help="for discrete strategies: tabular:FILE (or tabular:nb201_cifar10)"),
     budget: Optional[int] = typer.Option(None, min=1, help="for discrete strategies: number of queries"),
+    objectives: Optional[str] = typer.Option(None, "--objectives", help="discrete strategies: minimise these, e.g. error,params (or macs, latency); reports the front and its hypervolume"),
     min_budget: Optional[float] = typer.Option(None, help="bohb: smallest budget (epochs)"),
     max_budget: Optional[float] = typer.Option(None, help="bohb: largest budget (epochs)"),
     eta: Optional[float] = typer.Option(None, help="bohb: successive-halving rate (default 3)"),
@@ -71,7 +72,7 @@ def search(
     if _is_discrete(space, strategy, evaluator, relaxation):
         if workers or ray_address:
             bohb.update(executor="ray", workers=workers, ray_address=ray_address)
-        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb)
+        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, objectives=objectives, **bohb)
         return
     import dnas.api as api
 
@@ -157,11 +158,15 @@ def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **o
         space=space, strategy=strategy or "random", evaluator=evaluator, budget=budget or 100,
         seed=seed or 0, out_dir=out, **options,
     )
+    keys = ("best_arch", "best_accuracy", "queries", "objectives", "hypervolume", "hv_reference", "hv_reference_from")
     if as_json:
-        emit_json({k: result[k] for k in ("best_arch", "best_accuracy", "queries")})
+        emit_json({k: result[k] for k in keys if k in result} | ({"front_size": len(result["front"])} if "front" in result else {}))
         return
     say(quiet, f"best architecture: {result['best_arch']}")
     say(quiet, f"best accuracy: {result['best_accuracy']:.2f}  after {result['queries']} queries")
+    if "hypervolume" in result:
+        say(quiet, f"front: {len(result['front'])} architectures over {','.join(result['objectives'])}; "
+                   f"hypervolume {result['hypervolume']:.4f} (normalised, reference from the {result['hv_reference_from']})")
     if out:
         say(quiet, f"run directory: {out}")
 
