@@ -140,3 +140,23 @@ def test_cli_objectives_json_and_bad_objective(capsys):
                "--objectives", "error,speed") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: objectives: unknown speed") and len(err.strip().splitlines()) == 1
+
+
+def test_shrink_asks_the_space_darts_records_and_a_roundtrip(tmp_path, capsys):
+    """``dnas shrink --space darts`` on the NAS-Bench-301 records: pockets of valid DARTS cells,
+    distances from the space, and a pockets file that reads back equal."""
+    from dnas.shrink.space import ShrunkSpace
+
+    out = tmp_path / "pockets.json"
+    assert cli("shrink", "--space", "darts", "--evaluator", NB301, "--no-oneshot", "--initial", "20", "--pockets", "3",
+               "--radius", "14", "--min-distance", "15", "--samples", "10", "--max-rounds", "2", "--out", str(out),
+               "--json") == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["full_size"] == 300 and 0 < d["size"] < 300 and d["pockets"] <= 3 and d["tau_shrunk"] is None
+    sh = ShrunkSpace.load(out)
+    space = get_space("darts")
+    assert sh.space == "darts" and len(sh.pockets) == d["pockets"]
+    for p in sh.pockets:
+        assert space.parse(space.to_dict(p.center)) == p.center
+        assert all(space.distance(p.center, m) <= 14 for m in p.members)
+    assert sh.edge_mask().shape == (len(space.cardinalities), max(space.cardinalities))

@@ -404,7 +404,7 @@ class DartsCellSpace(SearchSpace):
     def distance(self, a: Genotype, b: Genotype) -> int:
         from dnas.shrink.distance import darts_distance
 
-        return darts_distance(self.canonical(a), self.canonical(b))
+        return darts_distance(a, b)  # matches each node's edges, so edge order needs no canonical form
 
     # -------------------------------------------------------------- networks and cost
     input_shape = (3, 32, 32)
