@@ -59,7 +59,7 @@ def make_strategy(name: str, space: str, *, seed: int, candidates=None, **option
 
 def run_discrete_search(
     *,
-    space: str,
+    space: "str | Any",
     strategy: str,
     evaluator: "str | Evaluator",
     budget: int,
@@ -79,9 +79,11 @@ def run_discrete_search(
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(f"budget: must be a positive integer number of queries, got {budget!r}")
     ev = make_evaluator(evaluator)
+    space = get_space(space)  # a name or a SearchSpace object (a user's, with its options)
     ev_space = getattr(ev, "space", None)
-    if ev_space is not None and ev_space != space:
-        raise ConfigError(f"space: evaluator {evaluator!r} holds {ev_space!r} architectures, not {space!r}; use --space {ev_space}")
+    ev_space = getattr(ev_space, "name", ev_space)  # a name or a SearchSpace
+    if ev_space is not None and ev_space != space.name:
+        raise ConfigError(f"space: evaluator {evaluator!r} holds {ev_space!r} architectures, not {space.name!r}; use --space {ev_space}")
     candidates = finite_archs(ev)
     if candidates is not None and budget > len(candidates):
         raise ConfigError(f"budget: {budget} queries exceed the {len(candidates)} architectures the evaluator holds")
@@ -133,7 +135,7 @@ def run_discrete_search(
     if not history:
         raise ConfigError(f"strategy {strategy}: evaluated nothing within budget {budget}")
     result = {
-        "space": space,
+        "space": space.name,
         "strategy": strategy,
         "evaluator": evaluator if isinstance(evaluator, str) else type(ev).__name__,
         "seed": seed,
