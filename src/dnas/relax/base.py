@@ -102,6 +102,9 @@ class Relaxation(abc.ABC):
     name = "base"
     #: Whether the supernet should create per-edge parameters (beta) for this relaxation.
     uses_edge_params = False
+    #: Whether the relaxation chooses which inputs each node keeps (TopoNAS); such relaxations
+    #: only apply to spaces whose nodes select inputs (the DARTS cell, not NB201).
+    selects_inputs = False
 
     def __init__(self, **options) -> None:
         self.options = options
