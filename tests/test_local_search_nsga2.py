@@ -88,6 +88,9 @@ def test_every_strategy_reports_front_and_hypervolume_on_the_table(strategy):
     recs = [ev.lookup(a) for a in ev.archs()]
     assert r["hv_reference"] == pytest.approx([100 - min(x["val_accuracy"] for x in recs), max(x["params_m"] for x in recs)])
     assert 0.0 < r["hypervolume"] < 1.0
+    again = run_discrete_search(space="nb201", strategy=strategy, evaluator=NB201, budget=40, seed=0, objectives="error,params")
+    assert again["history"] == r["history"] and again["hypervolume"] == r["hypervolume"]  # same seed, same run
+    assert len({h["arch"] for h in r["history"]}) == 40
     F = np.array([[h["objectives"]["error"], h["objectives"]["params"]] for h in r["history"]])
     front = {(round(e, 6), round(p, 6)) for e, p in F[pareto_front(F)]}
     assert front == {(f["error"], f["params"]) for f in r["front"]}
