@@ -34,7 +34,7 @@ def search(
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 is best on a busy machine)"),
     space: str = typer.Option("darts", help="darts (cell search) | hierarchical (H-DAS; or use an hdas preset) | fbnetv2 (mobile channel/resolution masking) | nb201 (tabular benchmark) | generalized (bohb-alt)"),
     cell: Optional[str] = typer.Option(None, "--cell", help="hdas-stage: the fixed cell, a published name (DARTS_V2) or a genotype JSON file"),
-    strategy: Optional[str] = typer.Option(None, help="bilevel for darts; random | evolution | bohb ... for nb201"),
+    strategy: Optional[str] = typer.Option(None, help="bilevel (supernet search) | random | evolution | local-search | bohb | bohb-gcn | nsga2 (discrete, with --evaluator)"),
     evaluator: Optional[str] = typer.Option(None, help="for discrete strategies: tabular:FILE (or tabular:nb201_cifar10)"),
     budget: Optional[int] = typer.Option(None, min=1, help="for discrete strategies: number of queries"),
     objectives: Optional[str] = typer.Option(None, "--objectives", help="discrete strategies: minimise these, e.g. error,params (or macs, latency); reports the front and its hypervolume"),
