@@ -59,7 +59,15 @@ def objective_vector(space: Any, arch: Hashable, result: EvalResult, names: Sequ
             out.append(100.0 - float(result.accuracy))
             continue
         value = next((result.cost[k] for k in _COST_KEYS[n] if k in result.cost), None)
-        out.append(float(value) if value is not None else float(space.cost(arch, n)))
+        if value is None:
+            try:
+                value = space.cost(arch, n)
+            except ConfigError as e:
+                raise ConfigError(
+                    f"objectives: {n}: the evaluator reports {', '.join(sorted(result.cost)) or 'no cost'} and space "
+                    f"{space.name} cannot compute it ({e}); give an evaluator with {' or '.join(_COST_KEYS[n])}"
+                ) from None
+        out.append(float(value))
     return tuple(out)
 
 
