@@ -146,7 +146,7 @@ class Supernet(ArchWeightSplit, nn.Module):
 
     def genotype(self, **meta) -> Genotype:
         w_n, w_r = self.derive_weights()
-        return self.space.derive(w_n, w_r, **meta)
+        return self.space.derive(w_n, w_r, rule=getattr(self.relax, "derive_rule", "darts"), **meta)
 
     def arch_summary(self) -> dict:
         """Softmaxed op weights per edge (and edge weights), as plain lists for the event log."""

@@ -93,6 +93,13 @@ class Relaxation(abc.ABC):
     name = "base"
     #: Whether the supernet should create per-edge parameters (beta) for this relaxation.
     uses_edge_params = False
+    #: Order of the two steps the bilevel loop takes per batch: ``"arch"`` (architecture step
+    #: on the val batch) and ``"weights"`` (weight step on the train batch). DARTS and PC-DARTS
+    #: step the architecture first; GDAS's released loop trains the weights first.
+    step_order: tuple[str, ...] = ("arch", "weights")
+    #: Derivation rule the space applies to :meth:`derive_weights` (``"darts"``: top-2 input
+    #: edges per node, strongest op on each; see :meth:`dnas.spaces.darts.DartsSpace.derive`).
+    derive_rule = "darts"
 
     def __init__(self, **options) -> None:
         self.options = options
@@ -135,8 +142,11 @@ class Relaxation(abc.ABC):
         return F.cross_entropy(logits, y), logits
 
     def arch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Validation loss of one (first-order) architecture step. Default: cross-entropy of one
-        forward. MSG-DAS averages it over its K sampled sub-graphs."""
+        """Validation loss of one architecture step. Default: cross-entropy of one forward.
+        MSG-DAS averages it over its K sampled sub-graphs. The second-order step evaluates this
+        same objective at the virtually stepped weights (``model`` is then a callable that runs
+        the supernet with those weights), and takes its virtual step and Hessian-vector product
+        on :meth:`weight_loss`, so a relaxation with its own losses gets a matching unrolled step."""
         return F.cross_entropy(model(x), y)
 
     def sample_scope(self):
