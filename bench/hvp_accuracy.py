@@ -7,7 +7,9 @@ C=8, 5 cells, batch 64 with ``--C 8 --layers 5 --batch 64``) on 16x16 MNIST from
 eta = lr = 0.1 (the quick search's), after ``--warm`` weight-only SGD steps so that the weights are
 not at their initialisation. Per relaxation and seed, both gradients see the same batch and (for the
 sampling relaxations) the same architecture sample. float32 is what a search runs in; float64
-separates rounding from curvature (ReLU / max-pool kinks crossed at radius R).
+separates rounding from curvature, and its rows repeat the finite difference at smaller radii:
+the error does not shrink steadily with R, because a perturbation of the weights crosses ReLU and
+max-pool kinks (gradient jumps) until R is below the distance to the nearest one.
 
     python bench/hvp_accuracy.py                       # darts pc gdas msg, 3 seeds
     python bench/hvp_accuracy.py --relaxations darts --seeds 2 --warm 5
@@ -33,7 +35,7 @@ def cosine(a, b) -> float:
     return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-300))
 
 
-def one(relaxation: str, seed: int, dtype: torch.dtype, args) -> dict:
+def one(relaxation: str, seed: int, dtype: torch.dtype, args, radii=()) -> dict:
     from dnas.config import make_config
     from dnas.data import load_dataset
     from dnas.strategies.bilevel import Architect, build_supernet
@@ -68,11 +70,17 @@ def one(relaxation: str, seed: int, dtype: torch.dtype, args) -> dict:
             out[name], _ = arch._unrolled_grads(xt, yt, xv, yv, eta, w_opt)
             times[name] = time.perf_counter() - t0
         first = torch.autograd.grad(net.relax.arch_loss(net, xv, yv), net.arch_parameters())
+        sweep = {}
+        for r in radii:  # the same finite difference with other radii (R = r/||v||)
+            arch = Architect(net, cfg_fd)
+            arch.fd_radius = r
+            sweep[str(r)] = cosine(arch._unrolled_grads(xt, yt, xv, yv, eta, w_opt)[0], out["exact"])
     return {
         "relaxation": relaxation, "seed": seed, "dtype": str(dtype).replace("torch.", ""),
         "cos_fd_vs_exact": cosine(out["finite-difference"], out["exact"]),
         "cos_first_order_vs_exact": cosine(first, out["exact"]),
         "seconds": times,
+        **({"cos_fd_vs_exact_by_radius": sweep} if sweep else {}),
     }
 
 
@@ -85,6 +93,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--radii", type=float, nargs="*", default=[1e-3, 1e-4, 1e-5, 1e-6],
+                    help="float64 rows also report the cosine at these other radii (R = r/||v||)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -92,7 +102,7 @@ def main() -> None:
     for relaxation in args.relaxations:
         for dtype in (torch.float32, torch.float64):
             for seed in range(args.seeds):
-                r = one(relaxation, seed, dtype, args)
+                r = one(relaxation, seed, dtype, args, radii=args.radii if dtype == torch.float64 else ())
                 rows.append(r)
                 print(json.dumps(r), flush=True)
     summary = {}
@@ -106,6 +116,9 @@ def main() -> None:
                 "seconds_fd_median": statistics.median(r["seconds"]["finite-difference"] for r in rs),
                 "seconds_exact_median": statistics.median(r["seconds"]["exact"] for r in rs),
             }
+            if rs and "cos_fd_vs_exact_by_radius" in rs[0]:
+                summary[f"{relaxation}/{dt}"]["cos_fd_vs_exact_median_by_radius"] = {
+                    k: statistics.median(r["cos_fd_vs_exact_by_radius"][k] for r in rs) for k in rs[0]["cos_fd_vs_exact_by_radius"]}
     from dnas.io import write_json
 
     setting = {k: getattr(args, k) for k in ("seeds", "warm", "C", "layers", "batch", "threads")}
