@@ -31,7 +31,7 @@ class SearchConfig(BaseModel):
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     train_portion: float = Field(0.5, gt=0.0, lt=1.0, description="share of the non-test data for weights; the rest trains the architecture")
     # space and relaxation
-    space: Literal["darts", "hierarchical", "fbnetv2"] = Field("darts", description="darts (one repeated cell) | hierarchical (H-DAS: per-stage cells and/or stage layouts) | fbnetv2 (mobile blocks: channel and resolution masking)")
+    space: str = Field("darts", description="darts (one repeated cell) | nb201 (NAS-Bench-201 cell; layers = 3N) | hierarchical (H-DAS: per-stage cells and/or stage layouts) | fbnetv2 (mobile blocks: channel and resolution masking) | any registered space with a supernet")
     primitives: list[str] = Field(default_factory=lambda: list(DARTS_PRIMITIVES))
     steps: int = Field(4, ge=1, le=8)
     multiplier: int = Field(4, ge=1, le=8)
@@ -124,9 +124,16 @@ class SearchConfig(BaseModel):
         # The cost term and the fbnetv2 supernet register themselves on import.
         if self.cost_objective != "none":
             import dnas.costloss  # noqa: F401
-        if self.space == "fbnetv2":
-            import dnas.spaces.mobile  # noqa: F401
         return self
+
+    @field_validator("space")
+    @classmethod
+    def _known_space(cls, v: str) -> str:
+        from dnas.spaces.base import space_names
+
+        if v not in space_names():
+            raise ValueError(f"unknown search space {v!r}; choose one of: {', '.join(space_names())}")
+        return v
 
     @model_validator(mode="after")
     def _cell_needs_stage_search(self) -> "SearchConfig":
@@ -136,8 +143,9 @@ class SearchConfig(BaseModel):
 
     @model_validator(mode="after")
     def _gdas_derive_needs_cells(self) -> "SearchConfig":
-        if self.gdas_derive != "darts" and (self.relaxation != "gdas" or self.space != "darts"):
-            raise ValueError("gdas_derive: the reference derivation parses GDAS cells of the darts space; use relaxation: gdas and space: darts, or gdas_derive: darts")
+        # nb201 derives by argmax per edge, which is already the released NB201 GDAS rule
+        if self.gdas_derive != "darts" and (self.relaxation != "gdas" or self.space not in ("darts", "nb201")):
+            raise ValueError("gdas_derive: the reference derivation parses GDAS cells of the darts (or nb201) space; use relaxation: gdas, or gdas_derive: darts")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov: Nesterov momentum needs momentum > 0; set momentum (0.9) or nesterov: false")
         return self
