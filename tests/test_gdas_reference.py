@@ -148,3 +148,14 @@ def test_gdas_options_fail_with_one_line():
         make_config(overrides=dict(relaxation="gdas", gdas_estimator="straight"))
     with pytest.raises(ConfigError, match="nesterov"):
         make_config(overrides=dict(nesterov=True, momentum=0.0))
+
+
+def test_cli_bad_gdas_and_hvp_options_are_one_line_errors():
+    import subprocess
+    import sys
+
+    for args, field in ((["--preset", "gdas", "--relaxation", "darts"], "gdas_derive"), (["--hvp", "nope"], "hvp")):
+        p = subprocess.run([sys.executable, "-m", "dnas", "search", "--data", "digits", "--quiet", *args],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 2 and field in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error:"), p.stderr
