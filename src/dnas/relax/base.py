@@ -177,7 +177,9 @@ class Relaxation(abc.ABC):
         return cls(partial_k=getattr(cfg, "partial_k", 4))
 
     def on_epoch(self, epoch: int, epochs: int) -> None:
-        """Hook for schedules (temperatures, drop rates). Default: nothing."""
+        """Hook for schedules (temperatures, drop rates). The bilevel loop counts ``epoch`` and
+        ``epochs`` over the architecture-search epochs (from the end of the warm-up; warm-up
+        epochs see epoch 0), so a schedule anneals while the architecture learns. Default: nothing."""
 
     def state(self) -> dict:
         """Schedule state to checkpoint (plain python values)."""
