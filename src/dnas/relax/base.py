@@ -102,6 +102,9 @@ class Relaxation(abc.ABC):
     name = "base"
     #: Whether the supernet should create per-edge parameters (beta) for this relaxation.
     uses_edge_params = False
+    #: Whether the relaxation chooses which inputs each node keeps (TopoNAS); such relaxations
+    #: only apply to spaces whose nodes select inputs (the DARTS cell, not NB201).
+    selects_inputs = False
     #: Order of the two steps the bilevel loop takes per batch: ``"arch"`` (architecture step
     #: on the val batch) and ``"weights"`` (weight step on the train batch). DARTS and PC-DARTS
     #: step the architecture first; GDAS's released loop trains the weights first.

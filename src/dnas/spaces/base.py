@@ -123,6 +123,7 @@ class SearchSpace(ABC):
     #: The space's registered name (set by :func:`register_space`).
     name: str = "space"
     #: Relaxations its supernet supports (empty: no weight sharing); ``supernet`` checks it.
+    #: Spaces may make it a property over the registered relaxations.
     relaxations: tuple[str, ...] = ()
     #: (channels, height, width) the evaluation network expects by default.
     input_shape: tuple[int, int, int] = (3, 32, 32)

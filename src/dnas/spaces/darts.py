@@ -281,7 +281,12 @@ class DartsCellSpace(SearchSpace):
     reduction-cell flag.
     """
 
-    relaxations = ("darts", "pc", "gdas", "msg", "topo")
+    @property
+    def relaxations(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Every registered cell relaxation mixes DARTS-cell edges."""
+        from dnas.relax import RELAXATIONS
+
+        return tuple(RELAXATIONS.names())
 
     def __init__(self, primitives: Sequence[str] = tuple(DARTS_PRIMITIVES), steps: int = 4) -> None:
         self.cell = DartsSpace(tuple(primitives), steps, steps)
