@@ -14,7 +14,7 @@ from dnas.commands.common import emit_json, say, show_progress
 
 @app.command()
 def search(
-    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | quick (the default built-in search) | hdas-stage | hdas-cell | hdas"),
+    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | gdas | quick (the default built-in search) | hdas-stage | hdas-cell | hdas"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config fields"),
     data: Optional[str] = typer.Option(None, help="built-in name (mnist, digits) or a path (image folder, .npz, CIFAR batches)"),
     epochs: Optional[int] = typer.Option(None, min=1),
@@ -24,6 +24,7 @@ def search(
     relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | gdas (one Gumbel-sampled path) | msg (K sampled sub-graphs) | topo (topology variables)"),
     guard: Optional[str] = typer.Option(None, "--guard", help="collapse guard: off | log (default: per-epoch Hessian eigenvalue, parameter-free share) | stop (also stop early on collapse)"),
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
+    hvp: Optional[str] = typer.Option(None, "--hvp", help="with --unrolled: finite-difference (DARTS reference, R = 0.01/||v||) | exact (double backward)"),
     warmup_epochs: Optional[int] = typer.Option(None, min=0, help="epochs of weight training before architecture steps"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     init_channels: Optional[int] = typer.Option(None, min=2),
@@ -77,7 +78,7 @@ def search(
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, warmup_epochs=warmup_epochs, batch_size=batch_size,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
         strategy=strategy, cell=cell, space=space if space != "darts" else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
