@@ -30,7 +30,7 @@ def shrink(
     oneshot_mode: str = typer.Option("members", help="members (sample only pocket members) | mask (per-edge candidates)"),
     oneshot_full_archs: int = typer.Option(200, min=0, help="full-space archs scored for tau_full (seeded subset; 0 = all)"),
     locality: bool = typer.Option(False, "--locality", help="add a locality report on the archs the evaluator holds"),
-    search: Optional[str] = typer.Option(None, help="then run this strategy (random | evolution | bohb) on the shrunk space"),
+    search: Optional[str] = typer.Option(None, help="then run this discrete strategy (random | evolution | local-search | bohb ...) on the shrunk space"),
     search_budget: int = typer.Option(20, min=1, help="queries for --search"),
     out: Optional[Path] = typer.Option(None, help="write the shrunk space (pockets) to this JSON file"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
