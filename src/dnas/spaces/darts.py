@@ -313,6 +313,13 @@ class DartsCellSpace(SearchSpace):
         from dnas.errors import GenotypeError
         from dnas.genotype import load_genotype
 
+        if isinstance(obj, str) and obj.lstrip().startswith("{"):  # the to_str form (JSON)
+            import json
+
+            try:
+                obj = json.loads(obj)
+            except json.JSONDecodeError as e:
+                raise GenotypeError(f"darts genotype: invalid JSON ({e.msg} at column {e.colno})") from None
         g = obj if isinstance(obj, Genotype) else load_genotype(obj)
         if g.is_hierarchical:
             raise GenotypeError("darts genotype: has per-stage cells or stages; use the hierarchical space")
@@ -334,7 +341,13 @@ class DartsCellSpace(SearchSpace):
         return arch.to_dict(with_meta=False)
 
     def to_str(self, arch: Genotype) -> str:
-        return str(arch)
+        """Compact JSON of the two cells (``parse`` reads it back)."""
+        import json
+
+        g = self.canonical(arch)
+        return json.dumps({"normal": [list(e) for e in g.normal], "normal_concat": list(g.normal_concat),
+                           "reduce": [list(e) for e in g.reduce], "reduce_concat": list(g.reduce_concat)},
+                          separators=(",", ":"))
 
     def hash(self, arch: Genotype) -> str:
         return arch.hash()
