@@ -250,6 +250,17 @@ class SearchSpace(ABC):
             off += c
         return A, X
 
+    def all_archs(self, limit: int = 20_000) -> list[Arch] | None:
+        """Every architecture, when the space is small enough to list (shrinkage then works on
+        the whole space, not only on sampled neighbourhoods); ``None`` above ``limit``.
+        Default: every vector of the categorical view, decoded, in lexicographic order."""
+        import itertools
+        import math
+
+        if math.prod(self.cardinalities) > limit:
+            return None
+        return list(dict.fromkeys(self.decode(v) for v in itertools.product(*(range(c) for c in self.cardinalities))))
+
     # ------------------------------------------------------------------ shrinkage / diversity
     def distance(self, a: Arch, b: Arch) -> int:
         """Edit distance between two architectures (0 iff equal). Default: Hamming distance of
