@@ -105,3 +105,19 @@ def test_invalid_combination_is_one_line_listing_the_valid(args: list[str], need
     captured = capsys.readouterr()
     lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], lines
+
+
+def test_every_command_accepts_quiet_and_json() -> None:
+    from typer.main import get_command
+
+    def leaves(cmd, path):
+        if hasattr(cmd, "commands"):
+            for name, sub in cmd.commands.items():
+                yield from leaves(sub, path + [name])
+        else:
+            yield " ".join(path), {o for p in cmd.params for o in getattr(p, "opts", [])}
+
+    found = dict(leaves(get_command(app), []))
+    assert {"search", "show", "train", "export", "latency evaluate", "predictor evaluate"} <= set(found)
+    missing = {name: sorted({"--quiet", "--json"} - opts) for name, opts in found.items() if not {"--quiet", "--json"} <= opts}
+    assert not missing, missing
