@@ -20,7 +20,8 @@ from dnas.io import append_jsonl, write_json
 from dnas.strategies.base import STRATEGIES, DiscreteStrategy, Proposal, get_space
 
 #: Modules that register discrete strategies; optional ones may be missing.
-STRATEGY_MODULES = ("dnas.strategies.random_search", "dnas.strategies.evolution", "dnas.strategies.bohb")
+STRATEGY_MODULES = ("dnas.strategies.random_search", "dnas.strategies.evolution", "dnas.strategies.bohb",
+                    "dnas.strategies.bananas", "dnas.strategies.npenas")
 
 
 def load_strategies() -> list[str]:
@@ -67,6 +68,9 @@ def run_discrete_search(
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(f"budget: must be a positive integer number of queries, got {budget!r}")
     ev = make_evaluator(evaluator)
+    bind = getattr(ev, "bind_space", None)
+    if callable(bind):  # evaluators that build networks of the searched space (zc:)
+        bind(space)
     ev_space = getattr(ev, "space", None)
     if ev_space is not None and ev_space != space:
         raise ConfigError(f"space: evaluator {evaluator!r} holds {ev_space!r} architectures, not {space!r}; use --space {ev_space}")
