@@ -37,6 +37,7 @@ def search(
     strategy: Optional[str] = typer.Option(None, help="bilevel for darts; random | evolution | bohb ... for nb201"),
     evaluator: Optional[str] = typer.Option(None, help="for discrete strategies: tabular:FILE (or tabular:nb201_cifar10)"),
     budget: Optional[int] = typer.Option(None, min=1, help="for discrete strategies: number of queries"),
+    strategy_opt: Optional[list[str]] = typer.Option(None, "--strategy-opt", help="KEY=VALUE option of a discrete strategy (repeatable), e.g. warm_start=zc:synflow,table=nb201_cifar10_zc"),
     min_budget: Optional[float] = typer.Option(None, help="bohb: smallest budget (epochs)"),
     max_budget: Optional[float] = typer.Option(None, help="bohb: largest budget (epochs)"),
     eta: Optional[float] = typer.Option(None, help="bohb: successive-halving rate (default 3)"),
@@ -71,7 +72,7 @@ def search(
     if _is_discrete(space, strategy, evaluator, relaxation):
         if workers or ray_address:
             bohb.update(executor="ray", workers=workers, ray_address=ray_address)
-        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb)
+        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb, **_strategy_opts(strategy_opt))
         return
     import dnas.api as api
 
@@ -136,6 +137,26 @@ def _print_generalized(result, as_json: bool, quiet: bool) -> None:
     say(quiet, f"best structure: {d['structure']}")
     say(quiet, f"best operators: {d['operators']}")
     say(quiet, f"accuracy {d['accuracy']:.4f} after {d['evaluations']} evaluations; run directory: {d['run_dir']}")
+
+
+def _strategy_opts(items: Optional[list[str]]) -> dict:
+    """``["k=10", "warm_start=zc:synflow"]`` -> ``{"k": 10, "warm_start": "zc:synflow"}``."""
+    from dnas.errors import ConfigError
+
+    out: dict = {}
+    for item in items or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--strategy-opt: expected KEY=VALUE, got {item!r}")
+        for cast in (int, float):
+            try:
+                out[key] = cast(val)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = val
+    return out
 
 
 def _cost_objective(cost: Optional[str], predictor: Optional[str]) -> Optional[str]:

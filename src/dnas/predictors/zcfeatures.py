@@ -43,9 +43,13 @@ class ZCFeatures:
     """Proxy features for architectures; ``fit(train_archs)`` then ``transform(archs)``."""
 
     def __init__(self, proxies: Sequence[str], table: Mapping[Hashable, Scores] | None = None,
-                 scorer: Callable[[Any], Scores] | None = None) -> None:
+                 scorer: Callable[[Any], Scores] | None = None, transform: str = "log") -> None:
         if not proxies:
             raise ConfigError("zc proxies: need at least one proxy name")
+        if transform not in ("log", "rank"):
+            raise ConfigError(f"zc transform: log or rank, got {transform!r}")
+        self.transform_kind = transform
+        self.sorted_train: list[np.ndarray] = []
         self.proxies = list(proxies)
         self.table = dict(table or {})
         self.scorer = scorer
@@ -85,14 +89,45 @@ class ZCFeatures:
                 out[i] = [_value(row.get(p)) for p in self.proxies]
         return out
 
-    @staticmethod
-    def _squash(x: np.ndarray) -> np.ndarray:
-        return np.sign(x) * np.log1p(np.abs(x))
+    def _map(self, x: np.ndarray) -> np.ndarray:
+        """``log``: ``sign(x) log1p|x|``; ``rank``: the normal quantile of each value's position
+        among the training values (robust to outliers; NaN stays NaN)."""
+        if self.transform_kind == "log":
+            return np.sign(x) * np.log1p(np.abs(x))
+        from scipy.stats import norm
 
-    def fit(self, archs: Sequence[Hashable]) -> "ZCFeatures":
-        """Learn the imputation and scaling from the training archs; returns a fitted copy."""
-        x = self._squash(self.raw(archs))
-        new = ZCFeatures(self.proxies, self.table, self.scorer)
+        out = np.full_like(x, np.nan)
+        for j, ref in enumerate(self.sorted_train):
+            col = x[:, j]
+            ok = ~np.isnan(col)
+            if len(ref):
+                lo = np.searchsorted(ref, col[ok], side="left")
+                hi = np.searchsorted(ref, col[ok], side="right")
+                out[ok, j] = norm.ppf((0.5 * (lo + hi) + 0.5) / (len(ref) + 1))
+        return out
+
+    def fit(self, archs: Sequence[Hashable], y: Sequence[float] | None = None, min_tau: float = 0.0) -> "ZCFeatures":
+        """Learn the imputation and scaling from the training archs; returns a fitted copy.
+
+        With ``y`` (their accuracies) and ``min_tau > 0``, keep only the proxies whose Kendall
+        tau with ``y`` on these archs reaches ``min_tau`` in absolute value (at least the best
+        one): a proxy that does not rank the training archs only adds noise to a small net."""
+        proxies = list(self.proxies)
+        if y is not None and min_tau > 0 and len(archs) > 2:
+            from scipy import stats
+
+            r = self.raw(archs)
+            taus = []
+            for j in range(r.shape[1]):
+                ok = ~np.isnan(r[:, j])
+                t = stats.kendalltau(r[ok, j], np.asarray(y)[ok])[0] if ok.sum() > 2 else 0.0
+                taus.append(0.0 if t is None or np.isnan(t) else abs(float(t)))
+            keep = [p for p, t in zip(proxies, taus) if t >= min_tau] or [proxies[int(np.argmax(taus))]]
+            proxies = keep
+        new = ZCFeatures(proxies, self.table, self.scorer, self.transform_kind)
+        r = new.raw(archs)
+        new.sorted_train = [np.sort(c[~np.isnan(c)]) for c in r.T]
+        x = new._map(r)
         with np.errstate(all="ignore"):
             med = np.nanmedian(x, axis=0) if len(x) else np.zeros(x.shape[1])
         new.median = np.where(np.isfinite(med), med, 0.0)
@@ -112,7 +147,7 @@ class ZCFeatures:
         """Standardised features ``(n, width)`` (float32)."""
         if self.median is None:
             raise ConfigError("zc features: call fit() on the training archs first")
-        x = self._squash(self.raw(archs))
+        x = self._map(self.raw(archs))
         miss = np.isnan(x)
         z = np.clip((np.where(miss, self.median, x) - self.mean) / self.std, -5.0, 5.0)
         if self.flags:

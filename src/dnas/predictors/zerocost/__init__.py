@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from dnas.predictors.zerocost import activation, gradient, static, synflow  # noqa: F401  (registration)
 from dnas.predictors.zerocost.base import DATA_INDEPENDENT, PROXIES, register_proxy
-from dnas.predictors.zerocost.scorer import ProxyScorer, parse_proxies, parse_shape
+from dnas.predictors.zerocost.scorer import ProxyScorer, parse_proxies, parse_shape, score_network
 
 #: The proxies NAS-Bench-Suite-Zero publishes (and dnas computes), in its order.
 PROXY_NAMES = ("synflow", "snip", "grasp", "fisher", "grad_norm", "jacov", "nwot", "epe_nas", "zen", "plain",
                "l2_norm", "params", "flops")
 
-__all__ = ["PROXIES", "PROXY_NAMES", "DATA_INDEPENDENT", "ProxyScorer", "parse_proxies", "parse_shape", "register_proxy"]
+__all__ = ["PROXIES", "PROXY_NAMES", "DATA_INDEPENDENT", "ProxyScorer", "parse_proxies", "parse_shape", "register_proxy",
+           "score_network"]

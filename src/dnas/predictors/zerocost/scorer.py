@@ -57,6 +57,24 @@ def parse_shape(text: "str | Sequence[int] | None") -> tuple[int, int, int] | No
     return parts[0], parts[1], parts[2]
 
 
+def score_network(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, proxies: "str | Sequence[str]", *,
+                  seed: int = 0, loss_fn=F.cross_entropy) -> dict[str, float]:
+    """``{proxy: score}`` of any untrained network on the batch ``(x, y)``: the entry point
+    for networks that no registered space builds (NaN where a proxy failed numerically)."""
+    if not isinstance(net, LogitsOnly):
+        net = LogitsOnly(net)
+    net.train()
+    out: dict[str, float] = {}
+    for name in parse_proxies(proxies):
+        fn = PROXIES.get(name, "proxies")
+        gen = torch.Generator().manual_seed(int(seed))
+        try:
+            out[name] = float(fn(net, x, y, loss_fn=loss_fn, generator=gen))
+        except (RuntimeError, FloatingPointError, ValueError):
+            out[name] = math.nan
+    return out
+
+
 class LogitsOnly(torch.nn.Module):
     """The network with its extra outputs dropped (the DARTS CIFAR network returns
     ``(logits, aux_logits)``): every proxy sees one logits tensor."""
@@ -134,16 +152,7 @@ class ProxyScorer:
         a = self.space.parse(arch)
         if a in self._cache:
             return dict(self._cache[a])
-        net = self.build(a)
-        out: dict[str, float] = {}
-        for name in self.proxies:
-            fn = PROXIES.get(name, "proxies")
-            gen = torch.Generator().manual_seed(self.seed)
-            try:
-                v = float(fn(net, self.x, self.y, loss_fn=F.cross_entropy, generator=gen))
-            except (RuntimeError, FloatingPointError, ValueError):
-                v = math.nan
-            out[name] = v
+        out = score_network(self.build(a), self.x, self.y, self.proxies, seed=self.seed)
         self._cache[a] = out
         return dict(out)
 
