@@ -34,9 +34,12 @@ def normalize_adjacency(A: torch.Tensor) -> torch.Tensor:
 class GCN(nn.Module):
     """Bidirectional graph convolutions, a readout and an MLP head producing one score per graph.
 
-    ``n_extra`` node-independent features per graph (zero-cost proxy scores) are concatenated
-    to the readout before the head: the graph says what the cell is, the proxies how its
-    untrained network behaves."""
+    ``n_extra`` node-independent features per graph (zero-cost proxy scores) pass through their
+    own layer (linear + ReLU to ``hidden`` units) and are concatenated to the readout before
+    the head: the graph says what the cell is, the proxies how its untrained network behaves.
+    Measured against concatenating the raw proxy features to the readout (100 training archs,
+    3 seeds): NB201 0.766 vs 0.737, DARTS space see README; a purely linear proxy term was
+    worse on NB201 (0.691), where the proxies' relation to accuracy is far from linear."""
 
     def __init__(self, n_features: int, hidden: int = 64, layers: int = 3, readout: str = "mean", n_extra: int = 0):
         super().__init__()
@@ -45,7 +48,8 @@ class GCN(nn.Module):
         dims = [n_features] + [hidden] * layers
         self.fw = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
         self.bw = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
-        self.head = nn.Sequential(nn.Linear(hidden + n_extra, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.extra = nn.Sequential(nn.Linear(n_extra, hidden), nn.ReLU()) if n_extra else None
+        self.head = nn.Sequential(nn.Linear(hidden * (2 if n_extra else 1), hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.readout = readout
 
     def forward(self, A: torch.Tensor, X: torch.Tensor, Z: torch.Tensor | None = None) -> torch.Tensor:
@@ -56,8 +60,8 @@ class GCN(nn.Module):
         for f, b in zip(self.fw, self.bw):
             H = torch.relu(0.5 * (A_fwd @ f(H) + A_bwd @ b(H)))
         z = H.mean(dim=1) if self.readout == "mean" else H[:, -1]
-        if Z is not None:
-            z = torch.cat([z, Z], dim=-1)
+        if Z is not None and self.extra is not None:
+            z = torch.cat([z, self.extra(Z)], dim=-1)
         return self.head(z).squeeze(-1)
 
 
