@@ -63,7 +63,7 @@ class NeuralPredictor:
         space: Any = "nb201",
         features: str = "graph",
         zc: Any = None,
-        zc_min_tau: float = 0.2,
+        zc_min_tau: float = 0.3,
     ):
         if loss not in LOSSES:
             raise ConfigError(f"predictor loss: must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -88,7 +88,7 @@ class NeuralPredictor:
         self.n_zc = 0
         #: Keep only proxies whose |Kendall tau| with accuracy on the *training* archs reaches
         #: this (at least the best one): on the DARTS space most proxies barely rank the archs
-        #: (tau < 0.2) and, as extra inputs of a small net trained on 100 archs, only add noise.
+        #: (tau < 0.3) and, as extra inputs of a small net trained on 100 archs, only add noise.
         self.zc_min_tau = float(zc_min_tau)
 
     def _archs(self, archs: Sequence[Any]) -> list[Any]:
