@@ -13,8 +13,8 @@ Resource constraint: the paper adds a cost of the sampled child network (paramet
 memory access) to the objective. Here it is dnas's differentiable cost term
 (:mod:`dnas.costloss`, ``cost_objective`` params | macs | latency and ``cost_lambda``), the
 expected cost of the derived network under ``softmax(alpha)``: same intent, a deterministic
-gradient instead of the paper's score-function estimate. The ``snas`` preset switches it on
-(``macs``, lambda 0.01 per M MACs; set ``cost_objective: none`` for the unconstrained SNAS).
+gradient instead of the paper's score-function estimate. It is off unless ``cost_objective``
+is set (the ``snas`` preset leaves it off: the paper's lambda per resource is not reproduced).
 
 Draws come from the global torch CPU generator (checkpointed), so a resumed run samples the
 same architectures; eval-mode forwards use ``softmax(alpha)`` (no noise).
