@@ -402,7 +402,7 @@ def test_kill_9_then_resume_cli(tmp_path):
     import time
 
     args = ["search", "--space", "nb201", "--relaxation", "drnas", "--data", "digits", "--image-size", "8",
-            "--init-channels", "4", "--layers", "3", "--batch-size", "32", "--max-samples", "240", "--epochs", "6",
+            "--init-channels", "4", "--layers", "3", "--batch-size", "32", "--max-samples", "160", "--epochs", "4",
             "--warmup-epochs", "0", "--guard", "off", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = lambda *a: subprocess.Popen([sys.executable, "-m", "dnas", *a], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # noqa: E731
@@ -422,3 +422,13 @@ def test_kill_9_then_resume_cli(tmp_path):
     gb = json.loads((tmp_path / "killed" / "genotype.json").read_text())
     ga.pop("meta", None), gb.pop("meta", None)
     assert ga == gb
+
+
+@pytest.mark.parametrize("method", ["fairdarts", "sdarts-rs"])
+def test_hierarchical_space_runs_the_cell_relaxations(tmp_path, method):
+    hier = dict(data="digits", image_size=8, init_channels=4, batch_size=32, max_samples=128, epochs=1, warmup_epochs=0,
+                threads=1, steps=2, multiplier=2, primitives=DA["primitives"], layers=5, guard="off")
+    res = dnas.search(preset="hdas-cell", out=tmp_path / "h", **dict(hier, relaxation=method), progress=False)
+    assert res.genotype.is_hierarchical
+    with pytest.raises(ConfigError, match="cannot place single architectures"):
+        dnas.search(preset="hdas-cell", out=tmp_path / "s", **dict(hier, relaxation="spos"), progress=False)
