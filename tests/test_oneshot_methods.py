@@ -432,3 +432,23 @@ def test_hierarchical_space_runs_the_cell_relaxations(tmp_path, method):
     assert res.genotype.is_hierarchical
     with pytest.raises(ConfigError, match="cannot place single architectures"):
         dnas.search(preset="hdas-cell", out=tmp_path / "s", **dict(hier, relaxation="spos"), progress=False)
+
+
+def test_cli_names_the_methods_and_the_selection(tmp_path, capsys):
+    from typer.testing import CliRunner
+
+    import dnas.commands.search  # noqa: F401
+    from dnas.cli import app
+
+    common = ["--data", "digits", "--epochs", "1", "--warmup-epochs", "0", "--init-channels", "4", "--layers", "3",
+              "--image-size", "8", "--max-samples", "120", "--threads", "1", "--guard", "off", "--json"]
+    out = CliRunner().invoke(app, ["search", "--space", "nb201", "--relaxation", "fairdarts", "--selection", "darts-pt",
+                                   *common, "--out", str(tmp_path / "f")])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["genotype"]["meta"]["method"] == "bilevel/fairdarts+darts-pt"
+    from dnas.cli import main
+
+    assert main(["search", "--space", "nb201", "--relaxation", "sdarts-rs", "--selection", "nope", *common,
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "selection" in err[0]
