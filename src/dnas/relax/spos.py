@@ -16,6 +16,10 @@ Search: the selection phase (:mod:`dnas.selection.oneshot`) scores architectures
 trained supernet after recalibrating BatchNorm statistics on training batches: ``evolution``
 (SPOS, the default) or ``random`` (RSPS: ``--selection random``).
 
+The per-epoch ``val_acc`` of the event log is that of the eval-mode supernet, the uniform mixture
+of every path (``softmax`` of the untouched alpha), not of any one architecture; the selection's
+scores (the ``selection`` event) are the ones that rank architectures.
+
 Where we differ: SPOS's own space (ShuffleNet choice blocks, channel search) is not built; the
 method runs on whichever dnas space provides ``supernet_weights``. RSPS trains the DARTS
 supernet with the same uniform single paths, so one relaxation serves both papers.
