@@ -14,14 +14,15 @@ from dnas.commands.common import emit_json, say, show_progress
 
 @app.command()
 def search(
-    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | gdas | quick (the default built-in search) | hdas-stage | hdas-cell | hdas"),
+    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | gdas | quick (the default built-in search) | hdas-stage | hdas-cell | hdas | drnas | snas | fairdarts | beta-darts | darts-minus | sdarts-rs | sdarts-adv | spos | rsps | proxyless | darts-pt"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config fields"),
     data: Optional[str] = typer.Option(None, help="built-in name (mnist, digits) or a path (image folder, .npz, CIFAR batches)"),
     epochs: Optional[int] = typer.Option(None, min=1),
     seed: Optional[int] = typer.Option(None),
     out: Optional[Path] = typer.Option(None, help="run directory (default runs/search-<time>)"),
     resume: Optional[Path] = typer.Option(None, help="continue the run in this directory"),
-    relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | gdas (one Gumbel-sampled path) | msg (K sampled sub-graphs) | topo (topology variables)"),
+    relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | gdas (one Gumbel-sampled path) | msg (K sampled sub-graphs) | topo (topology variables) | drnas | snas | fairdarts | beta-darts | darts-minus | sdarts-rs | sdarts-adv | spos | proxyless"),
+    selection: Optional[str] = typer.Option(None, "--selection", help="how the genotype is chosen from the trained supernet: argmax | darts-pt (perturbation) | evolution | random (score archs in the supernet; spos default: evolution)"),
     guard: Optional[str] = typer.Option(None, "--guard", help="collapse guard: off | log (default: per-epoch Hessian eigenvalue, parameter-free share) | stop (also stop early on collapse)"),
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
     hvp: Optional[str] = typer.Option(None, "--hvp", help="with --unrolled: finite-difference (DARTS reference, R = 0.01/||v||) | exact (double backward)"),
@@ -80,7 +81,7 @@ def search(
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, batch_size=batch_size,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, selection=selection, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
         strategy=strategy, cell=cell, space=space if space != "darts" else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
