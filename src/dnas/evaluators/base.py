@@ -68,6 +68,7 @@ EVALUATOR_MODULES: list[str] = [
     "dnas.evaluators.training",
     "dnas.evaluators.weight_sharing",
     "dnas.evaluators.predictor",
+    "dnas.evaluators.zerocost",
 ]
 
 #: ``kind -> factory(arg: str[, space=SearchSpace]) -> Evaluator``; ``arg`` is the text after
