@@ -39,7 +39,8 @@ from dnas.evolve.blocks import TINY_SEARCH, Block, load_blocks, resolve_blocks, 
 from dnas.evolve.encoding import NetworkCrossover, NetworkMutation, NetworkSampling, NetworkSpace
 from dnas.evolve.network import NetworkGenotype
 from dnas.evolve.problem import LIMITS, OBJECTIVES, EvalCache, NetworkProblem, constraint_vector, objective_vector
-from dnas.io import append_jsonl, read_jsonl, write_bytes, write_json, write_text
+from dnas.io import append_jsonl, loads_json, loads_yaml, read_jsonl, write_bytes, write_json, write_text
+from dnas.manifest import read_text_checked, write_checked
 from dnas.run import RunDir
 
 CHECKPOINT_FORMAT = "dnas.evolve.checkpoint"
@@ -277,10 +278,17 @@ def run_evolution(
     progress output, or a test that stops the run by raising).
     """
     run = RunDir(out)
+    run.open() if resume else run.create()
+    with run:
+        return _evolve_in(run, cfg, resume, on_generation)
+
+
+def _evolve_in(run: RunDir, cfg: EvolveConfig, resume: bool, on_generation: Callable[[dict], None] | None) -> EvolveResult:
+    from dnas.evolve.problem import _prepared_data
+
     ckpt: dict | None = None
     if resume:
-        run.require_existing()
-        saved = yaml.safe_load(run.config.read_text()) or {}
+        saved = _saved_config(run)
         current = cfg.model_dump(mode="json")
         diff = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE and saved.get(k) != current.get(k))
         if diff:
@@ -288,13 +296,19 @@ def run_evolution(
                               f"{current.get(diff[0])!r}); only {', '.join(sorted(RESUMABLE))} may change")
         cp = run.path / "checkpoint.json"
         if cp.exists():
-            ckpt = json.loads(cp.read_text())
-            if ckpt.get("format") != CHECKPOINT_FORMAT:
+            ckpt = loads_json(read_text_checked(cp, "checkpoint"), str(cp))
+            if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
                 raise DnasError(f"{cp}: not a dnas evolve checkpoint; pass the directory of a dnas evolve run")
-        write_text(run.config, yaml.safe_dump(current, sort_keys=False))
+        elif run.read_events("generation"):
+            raise DnasError(f"{cp}: missing, but the run logged finished generations; restore it or start a new run")
+        if ckpt is not None and (run.path / "pareto.json").exists() and run.read_events("end") \
+                and int(ckpt.get("generation", -1)) >= cfg.generations:
+            raise DnasError(f"{run.path}: the run already finished its {cfg.generations} generations; nothing to do "
+                            "(pass a larger --generations to extend it)")
+        run.save_config_text(yaml.safe_dump(current, sort_keys=False))
     else:
-        run.create()
-        write_text(run.config, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        _prepared_data(cfg.settings())  # bad data is one line now, not 3 failed attempts per candidate
+        run.save_config_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         run.log("start", population=cfg.population, generations=cfg.generations, objectives=cfg.objectives)
 
     blocks = _prepare_blocks(cfg, run)
@@ -332,7 +346,7 @@ def run_evolution(
                     raise DnasError(f"{run.path}: replaying the finished generations did not reproduce the checkpoint of "
                                     f"generation {replay_until} (changed code or archive?); start a new run")
                 continue
-            write_json(run.path / "checkpoint.json", snap)
+            write_checked(run.path / "checkpoint.json", (json.dumps(snap, indent=2) + "\n").encode())
             ok = [r for r in cache.records.values() if feasible(r, settings)]
             record = {"generation": generation, "evaluated": problem.evaluated - before, "archive": len(cache),
                       "feasible": len(ok), "front": len(pareto_front(ok, cfg.objectives)),
@@ -350,12 +364,19 @@ def run_evolution(
     return EvolveResult(members, run.path, len(cache), generation, problem.evaluated, history)
 
 
+def _saved_config(run: RunDir) -> dict:
+    """The verified, non-empty config mapping of an evolve run."""
+    saved = loads_yaml(read_text_checked(run.config, "config"), str(run.config))
+    if not isinstance(saved, dict) or not saved:
+        raise ConfigError(f"{run.config}: empty or not a mapping; a run's saved config lists every field — start a new run")
+    return saved
+
+
 def evolve(out: str | os.PathLike, *, resume: bool = False, on_generation=None, **fields: Any) -> EvolveResult:
     """Start a run in ``out`` from config fields, or (``resume=True``) continue the run there;
     on resume only ``generations``, ``workers``, ``ray_address`` and ``retries`` may be given."""
     if resume:
-        run = RunDir(out).require_existing()
-        saved = yaml.safe_load(run.config.read_text()) or {}
+        saved = _saved_config(RunDir(out).require_existing())
         extra = sorted(k for k, v in fields.items() if v is not None and k not in RESUMABLE)
         if extra:
             raise ConfigError(f"--resume continues a run with its saved config; drop --{extra[0].replace('_', '-')} "
