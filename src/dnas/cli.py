@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     with exit code 2: a :class:`~dnas.errors.DnasError`, a usage error (bad flag or value; click
     would print a usage block), and, as a last net, the OS and decoding errors that bad input can
     raise deep inside a library (not UTF-8, nested too deeply, a path of the wrong kind)."""
-    import click
+    try:  # typer >= 0.20 ships its own copy of click
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover
+        from click import exceptions as cx
 
     from dnas.errors import DnasError
 
@@ -57,16 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="dnas", standalone_mode=False)
     except DnasError as e:
         return _fail(str(e))
-    except click.exceptions.NoArgsIsHelpError as e:  # `dnas` / `dnas evolve` alone: show the help
+    except cx.NoArgsIsHelpError as e:  # `dnas` / `dnas evolve` alone: show the help
         typer.echo(e.ctx.get_help() if e.ctx else "", err=True)
         return 2
-    except click.exceptions.UsageError as e:
+    except cx.UsageError as e:
         where = f"dnas {e.ctx.info_name}" if e.ctx and e.ctx.info_name != "dnas" else "dnas"
-        return _fail(f"{e.format_message()}; see {where} --help")
-    except click.exceptions.Abort:
+        param = getattr(e, "param", None)
+        msg = e.format_message()
+        name = param.opts[0] if param is not None and getattr(param, "opts", None) else ""
+        return _fail(f"{name + ': ' if name and name not in msg else ''}{msg}; see {where} --help")
+    except cx.ClickException as e:
+        return _fail(e.format_message())
+    except typer.Abort:
         typer.echo("interrupted", err=True)
         return 130
-    except click.exceptions.Exit as e:  # --help, or typer.Exit(code)
+    except typer.Exit as e:  # --help, or typer.Exit(code)
         return e.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

@@ -66,14 +66,14 @@ class SearchConfig(BaseModel):
     # weight optimisation
     epochs: int = Field(8, ge=1, le=100_000)
     batch_size: int = Field(64, ge=1, le=1 << 20)
-    lr: float = Field(0.1, gt=0, le=1e3)
+    lr: float = Field(0.1, gt=0, le=1e6)
     lr_min: float = Field(0.0, ge=0, le=1e3)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(3e-4, ge=0, le=1e3)
     grad_clip: float = Field(5.0, gt=0, le=1e12)
     # architecture optimisation
     strategy: str = "bilevel"
-    arch_lr: float = Field(6e-4, gt=0, le=1e3)
+    arch_lr: float = Field(6e-4, gt=0, le=1e6)
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(1e-3, ge=0, le=1e3)
     warmup_epochs: int = Field(4, ge=0, le=100_000, description="epochs of weight training before architecture steps start")
@@ -122,6 +122,16 @@ class SearchConfig(BaseModel):
             import dnas.costloss  # noqa: F401
         if self.space == "fbnetv2":
             import dnas.spaces.mobile  # noqa: F401
+        return self
+
+    @model_validator(mode="after")
+    def _partial_channels_divide(self) -> "SearchConfig":
+        # PC-DARTS runs the ops on 1/K of each edge's channels (C, 2C, 4C after reductions)
+        uses_pc = "pc" in (self.relaxation, self.link_relaxation) or (self.relaxation == "topo" and self.topo_ops == "pc")
+        if uses_pc and self.space == "darts" and self.init_channels % self.partial_k:
+            k, c = self.partial_k, self.init_channels
+            raise ValueError(f"init_channels: {c} is not a multiple of partial_k={k} (partial channels split every edge "
+                             f"into {k} parts); use {max(k, c // k * k)} or {(c // k + 1) * k}, or another relaxation")
         return self
 
     @model_validator(mode="after")
@@ -179,6 +189,9 @@ def _format_validation_error(e: ValidationError, source: str, model: type[BaseMo
     if err["type"] == "extra_forbidden":
         msg = f"unknown field; allowed fields: {', '.join((model or SearchConfig).model_fields)}"
     more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    msg = msg.removeprefix("Value error, ")
+    if not err["loc"]:  # a rule across fields: its message names them
+        return f"{source}: {msg}{more}"
     return f"{source}: field '{loc}': {msg}{more}"
 
 

@@ -246,10 +246,13 @@ class Genotype:
 
     @classmethod
     def from_json(cls, text: str) -> "Genotype":
+        from dnas.errors import DnasError
+        from dnas.io import loads_json
+
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise GenotypeError(f"genotype: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+            d = loads_json(text, "genotype")
+        except DnasError as e:
+            raise GenotypeError(str(e)) from None
         return cls.from_dict(d)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -430,10 +433,13 @@ def load_genotype(spec: "str | os.PathLike | dict | Genotype") -> Genotype:
         raise GenotypeError(
             f"genotype {s!r}: not a published name ({', '.join(PUBLISHED)}) nor an existing JSON file or run directory"
         )
+    from dnas.errors import DnasError
+    from dnas.io import read_text
+
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise GenotypeError(f"genotype {s!r}: cannot read file ({e.strerror})") from None
+        text = read_text(p, "genotype file")
+    except DnasError as e:
+        raise GenotypeError(str(e)) from None
     try:
         return Genotype.from_json(text)
     except GenotypeError as e:

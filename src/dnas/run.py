@@ -7,6 +7,8 @@ Layout::
     RUN/checkpoint.pt    latest full state (atomic; loads with weights_only=True)
     RUN/genotype.json    the result, written at the end
     RUN/result.json      summary metrics
+    RUN/manifest.json    SHA-256 of every file a resume trusts (checkpoints, models, config.yaml)
+    RUN/.lock            held (flock) by the one process that owns the run; holds its pid
 
 Every file is written atomically; a run killed at any point resumes from its last checkpoint.
 """
@@ -25,7 +27,7 @@ import torch
 
 from dnas.errors import ConfigError, DnasError
 from dnas.io import append_jsonl, read_jsonl, remove_stray_temporaries, repair_jsonl, write_json, write_text
-from dnas.manifest import load_torch_checked, save_checked, write_text_checked
+from dnas.manifest import MANIFEST, load_torch_checked, read_manifest, save_checked, verify, write_text_checked
 
 #: Files that mark a run as having made progress worth keeping (see :meth:`RunDir.committed`).
 PROGRESS_FILES = ("checkpoint.pt", "checkpoint.json", "state.json", "model.pt", "result.json")
@@ -90,6 +92,8 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
             return self
         existing = [f for f in self.path.iterdir() if f.name != LOCK] if self.path.is_dir() else []
+        if existing and not exist_ok and self._unstarted(existing):
+            existing = []  # a start killed before its config was written: only our bookkeeping is there
         if existing and not exist_ok:
             raise DnasError(
                 f"--out: run directory {self.path} already exists and is not empty; pass --resume {self.path} to continue it or choose another --out"
@@ -105,7 +109,19 @@ class RunDir:
                 self.release()
                 raise DnasError(f"--out: run directory {self.path} was just taken by another run; choose another --out")
         self.fresh = not existing
+        if self.fresh:
+            for f in self.path.iterdir():  # leftovers of a killed start (see _unstarted)
+                if f.name != LOCK and f.is_file():
+                    f.unlink(missing_ok=True)
         return self
+
+    @staticmethod
+    def _unstarted(entries: list[Path]) -> bool:
+        """Whether ``entries`` are only what a start killed before writing config.yaml can leave:
+        the manifest, the genotype of a training run, and temporaries. Such a directory is reused
+        by a new run; anything else (a user's files, a started run) is never touched."""
+        return all(f.is_file() and (f.name in (MANIFEST, "genotype.json") or (f.name.startswith(".") and f.name.endswith(".tmp")))
+                   for f in entries)
 
     def open(self) -> "RunDir":
         """Claim an existing run (``--resume``): lock it, repair its log, drop stray temporaries."""
@@ -116,10 +132,21 @@ class RunDir:
             raise DnasError(f"--resume {self.path}: no config.yaml there; pass the directory of an earlier run")
         if _is_rank0():
             self.acquire()
+            try:
+                self.verify()  # before anything is repaired or rewritten: a damaged run is left as it is
+            except BaseException:
+                self.release()
+                raise
             remove_stray_temporaries(self.path)
             for log in self.path.glob("*.jsonl"):
                 repair_jsonl(log)
         return self
+
+    def verify(self) -> None:
+        """Check every file the manifest records (checkpoints, models, config) against its
+        checksum; one line naming the first damaged or missing one."""
+        for name in read_manifest(self.path)["files"]:
+            verify(self.path / name, name)
 
     def require_existing(self) -> "RunDir":
         """Kept for callers that only read a run (report, export): the config must be there."""

@@ -74,7 +74,7 @@ class TrainConfig(BaseModel):
     # optimisation
     epochs: int = Field(15, ge=1, le=100_000)
     batch_size: int = Field(64, ge=1, le=1 << 20)
-    lr: float = Field(0.05, gt=0.0, le=1e3)
+    lr: float = Field(0.05, gt=0.0, le=1e6)
     lr_min: float = Field(0.0, ge=0.0, le=1e3)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(3e-4, ge=0.0, le=1e3)
@@ -459,8 +459,8 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
             stale.unlink(missing_ok=True)
         import yaml
 
+        genotype.save(out / "genotype.json")  # before config.yaml: a run with a config always has its genotype
         write_text_checked(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        genotype.save(out / "genotype.json")
         append_jsonl(events_path, {"event": "start", "genotype": genotype.hash(), "params": params,
                                    "aux_params": aux_params, "macs": macs, "device": str(device),
                                    "train_size": len(train_y), "time": time.time()})

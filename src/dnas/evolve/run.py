@@ -39,7 +39,7 @@ from dnas.evolve.blocks import TINY_SEARCH, Block, load_blocks, resolve_blocks, 
 from dnas.evolve.encoding import NetworkCrossover, NetworkMutation, NetworkSampling, NetworkSpace
 from dnas.evolve.network import NetworkGenotype
 from dnas.evolve.problem import LIMITS, OBJECTIVES, EvalCache, NetworkProblem, constraint_vector, objective_vector
-from dnas.io import append_jsonl, loads_json, loads_yaml, read_jsonl, write_bytes, write_json, write_text
+from dnas.io import append_jsonl, loads_json, loads_yaml, read_jsonl, write_bytes, write_json
 from dnas.manifest import read_text_checked, write_checked
 from dnas.run import RunDir
 
@@ -301,10 +301,6 @@ def _evolve_in(run: RunDir, cfg: EvolveConfig, resume: bool, on_generation: Call
                 raise DnasError(f"{cp}: not a dnas evolve checkpoint; pass the directory of a dnas evolve run")
         elif run.read_events("generation"):
             raise DnasError(f"{cp}: missing, but the run logged finished generations; restore it or start a new run")
-        if ckpt is not None and (run.path / "pareto.json").exists() and run.read_events("end") \
-                and int(ckpt.get("generation", -1)) >= cfg.generations:
-            raise DnasError(f"{run.path}: the run already finished its {cfg.generations} generations; nothing to do "
-                            "(pass a larger --generations to extend it)")
         run.save_config_text(yaml.safe_dump(current, sort_keys=False))
     else:
         _prepared_data(cfg.settings())  # bad data is one line now, not 3 failed attempts per candidate
