@@ -91,29 +91,28 @@ class RunDir:
         if not _is_rank0():
             self.path.mkdir(parents=True, exist_ok=True)
             return self
-        existing = [f for f in self.path.iterdir() if f.name != LOCK] if self.path.is_dir() else []
-        if existing and not exist_ok and self._unstarted(existing):
-            existing = []  # a start killed before its config was written: only our bookkeeping is there
-        if existing and not exist_ok:
-            raise DnasError(
-                f"--out: run directory {self.path} already exists and is not empty; pass --resume {self.path} to continue it or choose another --out"
-            )
+        if self.path.is_dir() and not exist_ok and not self._unstarted([f for f in self.path.iterdir() if f.name != LOCK]):
+            raise self._not_empty()  # checked before the lock too, so a user's folder gets no .lock file
         self._made_dir = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"--out: cannot create {self.path} ({e.strerror or type(e).__name__}); pass a writable path") from None
         self.acquire()
-        if not exist_ok:  # re-check under the lock: another process may have started here
-            if any(f.name != LOCK for f in self.path.iterdir()):
+        existing = [f for f in self.path.iterdir() if f.name != LOCK]
+        if existing and not exist_ok:  # re-checked under the lock: another process may have started here
+            if not self._unstarted(existing):
                 self.release()
-                raise DnasError(f"--out: run directory {self.path} was just taken by another run; choose another --out")
+                raise self._not_empty()
+            for f in existing:  # a start killed before its config was written: only our bookkeeping
+                f.unlink(missing_ok=True)
+            existing = []
         self.fresh = not existing
-        if self.fresh:
-            for f in self.path.iterdir():  # leftovers of a killed start (see _unstarted)
-                if f.name != LOCK and f.is_file():
-                    f.unlink(missing_ok=True)
         return self
+
+    def _not_empty(self) -> DnasError:
+        return DnasError(f"--out: run directory {self.path} already exists and is not empty; pass --resume {self.path} "
+                         "to continue it or choose another --out")
 
     @staticmethod
     def _unstarted(entries: list[Path]) -> bool:

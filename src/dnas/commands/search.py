@@ -56,6 +56,10 @@ def search(
         from dnas.errors import ConfigError
 
         raise ConfigError("--out: --resume continues the run in its own directory; drop --out")
+    if resume is not None and space != "darts" and space != _saved_space(resume):
+        from dnas.errors import ConfigError
+
+        raise ConfigError(f"--space: --resume continues the run with its saved space ({_saved_space(resume) or 'darts'}); drop --space {space}")
     if resume is not None and _saved_kind(resume) == "discrete":
         given = [f for f, v in (("--strategy", strategy), ("--evaluator", evaluator), ("--seed", seed), ("--min-budget", min_budget),
                                 ("--max-budget", max_budget), ("--eta", eta), ("--config", config), ("--data", data)) if v is not None]
