@@ -37,7 +37,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 TABLE = "tabular:nb201_cifar10"
-TINY_SEARCH = ["--data", "digits", "--image-size", "8", "--init-channels", "4", "--layers", "2", "--epochs", "3",
+TINY_SEARCH = ["--data", "digits", "--image-size", "8", "--init-channels", "4", "--layers", "3", "--epochs", "3",
                "--batch-size", "64", "--max-samples", "160", "--warmup-epochs", "1", "--guard", "off", "--threads", "1"]
 TINY_TRAIN = ["DARTS_V2", "--data", "digits", "--image-size", "8", "--init-channels", "4", "--layers", "2",
               "--epochs", "3", "--batch-size", "128", "--threads", "1"]

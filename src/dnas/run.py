@@ -143,9 +143,10 @@ class RunDir:
 
     def verify(self) -> None:
         """Check every file the manifest records (checkpoints, models, config) against its
-        checksum; one line naming the first damaged or missing one."""
+        checksum; one line naming the first damaged one."""
         for name in read_manifest(self.path)["files"]:
-            verify(self.path / name, name)
+            if (self.path / name).exists():  # absent: a first write killed before its rename (resume decides)
+                verify(self.path / name, name)
 
     def require_existing(self) -> "RunDir":
         """Kept for callers that only read a run (report, export): the config must be there."""
