@@ -202,7 +202,10 @@ class Genotype:
     def from_dict(cls, d: Any, ops: Iterable[str] | None = None) -> "Genotype":
         if not isinstance(d, dict):
             raise GenotypeError(f"genotype: expected a JSON object, got {type(d).__name__}")
-        if cls is Genotype and d.get("space") in SPACE_READERS:
+        space = d.get("space", "darts")
+        if not isinstance(space, str):
+            raise GenotypeError(f"genotype.space: expected a space name (text), got {type(space).__name__}")
+        if cls is Genotype and space in SPACE_READERS:
             import importlib
 
             module, name = SPACE_READERS[d["space"]].split(":")

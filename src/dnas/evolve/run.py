@@ -54,44 +54,44 @@ class EvolveConfig(BaseModel):
     the built-in MNIST subset at 16x16); blocks come from tiny cell searches unless given.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # data and the short training that scores a candidate
     data: str = "mnist"
-    image_size: Optional[int] = Field(16, description="resize images to this size (None keeps them)")
-    max_samples: Optional[int] = Field(None, ge=20, description="use at most this many images")
+    image_size: Optional[int] = Field(16, ge=4, le=4096, description="resize images to this size (None keeps them)")
+    max_samples: Optional[int] = Field(None, ge=20, le=10**9, description="use at most this many images")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of the non-test data that scores candidates")
-    epochs: int = Field(2, ge=1, description="training epochs per candidate")
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.05, gt=0)
-    weight_decay: float = Field(3e-4, ge=0)
+    epochs: int = Field(2, ge=1, le=100_000, description="training epochs per candidate")
+    batch_size: int = Field(64, ge=1, le=1 << 20)
+    lr: float = Field(0.05, gt=0, le=1e6)
+    weight_decay: float = Field(3e-4, ge=0, le=1e3)
     # search
-    population: int = Field(8, ge=2)
-    generations: int = Field(5, ge=1, description="NSGA-II generations, the initial population included (evaluations ~ population x generations)")
+    population: int = Field(8, ge=2, le=100_000)
+    generations: int = Field(5, ge=1, le=100_000, description="NSGA-II generations, the initial population included (evaluations ~ population x generations)")
     objectives: list[str] = Field(default_factory=lambda: ["error", "params"])
     max_params: Optional[float] = Field(None, gt=0)
     max_macs: Optional[float] = Field(None, gt=0)
     max_latency_ms: Optional[float] = Field(None, gt=0)
-    latency_repeats: int = Field(10, ge=1)
+    latency_repeats: int = Field(10, ge=1, le=100_000)
     crossover_prob: float = Field(0.9, ge=0, le=1)
     mutation_gene_prob: Optional[float] = Field(None, gt=0, le=1, description="per-gene mutation probability (default 1/genes)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed (pymoo seeds numpy: 0 .. 2**32-1)")
     # network space
     widths: list[int] = Field(default_factory=lambda: [8, 16, 24, 32], description="channels per node a stage may use")
     stem_widths: list[int] = Field(default_factory=lambda: [8, 16, 24])
-    stages: int = Field(3, ge=1)
-    max_repeats: int = Field(3, ge=1)
-    max_reductions: int = Field(2, ge=0)
+    stages: int = Field(3, ge=1, le=64)
+    max_repeats: int = Field(3, ge=1, le=1000)
+    max_reductions: int = Field(2, ge=0, le=64)
     # blocks
     blocks: Optional[list[str]] = Field(None, description="given blocks (published names, genotype files, run dirs); None searches them")
     block_lambdas: list[float] = Field(default_factory=lambda: [0.0, 0.5, 2.0], description="cost weights of the block searches")
     cost_objective: str = Field("params", description="the block searches' cost term (when the search has one)")
     block_search: dict[str, Any] = Field(default_factory=dict, description="SearchConfig overrides for the block searches")
     # execution
-    workers: int = Field(0, ge=0, description="Ray workers on this machine (0: serial)")
+    workers: int = Field(0, ge=0, le=4096, description="Ray workers on this machine (0: serial)")
     ray_address: Optional[str] = None
-    retries: int = Field(2, ge=0, description="re-runs of a failed or killed evaluation")
-    threads: int = Field(1, ge=1, description="torch threads per evaluation")
+    retries: int = Field(2, ge=0, le=100, description="re-runs of a failed or killed evaluation")
+    threads: int = Field(1, ge=1, le=4096, description="torch threads per evaluation")
 
     @field_validator("objectives")
     @classmethod

@@ -137,11 +137,11 @@ def resume_discrete_search(out_dir: str | Path, *, budget: int | None = None) ->
             if budget < saved_budget:
                 raise ConfigError(f"--budget: {budget} is smaller than the run's {saved_budget}; a resumed search can only grow")
         budget = max(budget or saved_budget, saved_budget)
+        logged = run.read_events("query")  # also: a damaged log is refused before anything is done
         if run.result.exists() and budget == saved_budget:
             return {**read_json(run.result, "result"), "already_finished": True}
         space, strategy, seed, options = cfg["space"], cfg["strategy"], int(cfg["seed"]), dict(cfg.get("options") or {})
         ev, strat = _prepare(space, strategy, cfg["evaluator"], budget, seed, options)
-        logged = run.read_events("query")
         if budget != saved_budget:
             run.save_config_text(yaml.safe_dump(_discrete_config(space, strategy, cfg["evaluator"], budget, seed, options),
                                                 sort_keys=False))
