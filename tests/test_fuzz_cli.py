@@ -317,6 +317,9 @@ def _flag_cases():
         "evolve-max-params": E + ["--max-params", "-1"],
         "evolve-resume-missing": ["evolve", "--resume", "{IN}/missing"],
         "evolve-resume-with-flag": ["evolve", "--resume", "{IN}/empty", "--epochs", "3"],
+        "search-one-class": S + ["--data", "{IN}/one.npz"],
+        "train-one-class": ["train", "DARTS_V2", "--data", "{IN}/one.npz", "--out", "{OUT}"],
+        "evolve-one-class": ["evolve", "--data", "{IN}/one.npz", "--blocks", "DARTS_V2", "--out", "{OUT}"],
         "latency-genotype": ["latency", "measure", "NOT_A_GENOTYPE"],
         "unknown-command": ["frobnicate"],
     }
@@ -330,6 +333,9 @@ def test_bad_flag_or_path(args, tmp_path, cli):
     (d / "notes.txt").write_text("notes\n")
     (d / "junk.npz").write_bytes(_binary(7))
     (d / "model.pt").write_bytes(_binary(8))
+    import numpy as np
+
+    np.savez(d / "one.npz", x=np.zeros((40, 8, 8), np.uint8), y=np.zeros(40, np.int64))  # a single class
     argv = [a.replace("{OUT}", str(tmp_path / "OUT")).replace("{IN}", str(d)) for a in args]
     _expect_error(cli, tmp_path, argv)
 
