@@ -276,7 +276,6 @@ def _flag_cases():
         "nb201-seed-huge": N + ["--seed", HUGE],
         "nb201-evaluator-kind": ["search", "--space", "nb201", "--evaluator", "nope:x", "--out", "{OUT}"],
         "nb201-evaluator-colonless": ["search", "--space", "nb201", "--evaluator", "tabular", "--out", "{OUT}"],
-        "nb201-no-evaluator": ["search", "--space", "nb201", "--out", "{OUT}"],
         "nb201-eta": N + ["--strategy", "bohb", "--eta", "1"],
         "nb201-out-file": ["search", "--space", "nb201", "--evaluator", TABLE, "--out", "{IN}/notes.txt"],
         "train-no-genotype": ["train", "--out", "{OUT}"],

@@ -68,7 +68,7 @@ class SearchConfig(BaseModel):
     # weight optimisation
     epochs: int = Field(8, ge=1, le=100_000)
     batch_size: int = Field(64, ge=1, le=1 << 20)
-    lr: float = Field(0.1, gt=0, le=1e6)
+    lr: float = Field(0.1, gt=0, le=1e12)
     lr_min: float = Field(0.0, ge=0, le=1e3)
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = Field(False, description="Nesterov momentum for the weight optimizer (SGD); the GDAS reference uses it")

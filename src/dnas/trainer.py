@@ -74,7 +74,7 @@ class TrainConfig(BaseModel):
     # optimisation
     epochs: int = Field(15, ge=1, le=100_000)
     batch_size: int = Field(64, ge=1, le=1 << 20)
-    lr: float = Field(0.05, gt=0.0, le=1e6)
+    lr: float = Field(0.05, gt=0.0, le=1e12)
     lr_min: float = Field(0.0, ge=0.0, le=1e3)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(3e-4, ge=0.0, le=1e3)
