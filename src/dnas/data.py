@@ -168,7 +168,10 @@ def _resize(x: Tensor, size: int, chunk: int = 4096) -> Tensor:
 
 
 def _finish(data: ImageData, image_size: int | None) -> ImageData:
-    """Apply ``image_size`` or insist on square images (every model here assumes H == W)."""
+    """Apply ``image_size`` or insist on square images (every model here assumes H == W); refuse
+    single-class data here, so search, evolve and train all reject it the same way."""
+    if data.num_classes < 2:
+        raise DataError(f"dataset {data.name!r}: has {data.num_classes} class; a classifier needs at least two classes")
     if image_size is not None:
         if int(image_size) < 1:
             raise DataError(f"image_size must be a positive integer, got {image_size}")

@@ -206,7 +206,10 @@ class Genotype:
     def from_dict(cls, d: Any, ops: Iterable[str] | None = None) -> "Genotype":
         if not isinstance(d, dict):
             raise GenotypeError(f"genotype: expected a JSON object, got {type(d).__name__}")
-        if cls is Genotype and d.get("space") in SPACE_READERS:
+        space = d.get("space", "darts")
+        if not isinstance(space, str):
+            raise GenotypeError(f"genotype.space: expected a space name (text), got {type(space).__name__}")
+        if cls is Genotype and space in SPACE_READERS:
             import importlib
 
             module, name = SPACE_READERS[d["space"]].split(":")
@@ -250,10 +253,13 @@ class Genotype:
 
     @classmethod
     def from_json(cls, text: str) -> "Genotype":
+        from dnas.errors import DnasError
+        from dnas.io import loads_json
+
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise GenotypeError(f"genotype: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+            d = loads_json(text, "genotype")
+        except DnasError as e:
+            raise GenotypeError(str(e)) from None
         return cls.from_dict(d)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -434,10 +440,13 @@ def load_genotype(spec: "str | os.PathLike | dict | Genotype") -> Genotype:
         raise GenotypeError(
             f"genotype {s!r}: not a published name ({', '.join(PUBLISHED)}) nor an existing JSON file or run directory"
         )
+    from dnas.errors import DnasError
+    from dnas.io import read_text
+
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise GenotypeError(f"genotype {s!r}: cannot read file ({e.strerror})") from None
+        text = read_text(p, "genotype file")
+    except DnasError as e:
+        raise GenotypeError(str(e)) from None
     try:
         return Genotype.from_json(text)
     except GenotypeError as e:

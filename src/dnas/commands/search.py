@@ -56,6 +56,25 @@ def search(
 ) -> None:
     """Search an architecture and write a run directory with genotype.json."""
     bohb = {k: v for k, v in dict(min_budget=min_budget, max_budget=max_budget, eta=eta).items() if v is not None}
+    if resume is not None and out is not None:
+        from dnas.errors import ConfigError
+
+        raise ConfigError("--out: --resume continues the run in its own directory; drop --out")
+    if resume is not None and space != "darts" and space != _saved_space(resume):
+        from dnas.errors import ConfigError
+
+        raise ConfigError(f"--space: --resume continues the run with its saved space ({_saved_space(resume) or 'darts'}); drop --space {space}")
+    if resume is not None and _saved_kind(resume) == "discrete":
+        given = [f for f, v in (("--strategy", strategy), ("--evaluator", evaluator), ("--seed", seed), ("--min-budget", min_budget),
+                                ("--max-budget", max_budget), ("--eta", eta), ("--config", config), ("--data", data)) if v is not None]
+        if given:
+            from dnas.errors import ConfigError
+
+            raise ConfigError(f"{given[0]}: --resume continues a search with its saved settings; drop {given[0]} (only --budget may grow)")
+        from dnas.strategies.discrete import resume_discrete_search
+
+        _print_discrete(resume_discrete_search(resume, budget=budget), resume, as_json, quiet)
+        return
     if resume is not None and _saved_space(resume) == "generalized":
         from dnas.strategies.alternating import resume_generalized
 
@@ -103,6 +122,8 @@ def search(
         emit_json({"genotype": result.genotype.to_dict(), "run_dir": str(result.run_dir),
                    "val_acc": result.history[-1]["val_acc"] if result.history else None})
         return
+    if result.already_finished:
+        say(quiet, f"run {result.run_dir} had already finished; nothing changed")
     say(quiet, search_summary(result))
     if quiet:
         typer.echo(result.genotype.to_json(indent=None))
@@ -123,14 +144,26 @@ def _is_discrete(space: str, strategy: Optional[str], evaluator: Optional[str], 
     return not get_space(space).relaxations if (space in SPACES or space in SPACE_MODULES) else False
 
 
-def _saved_space(run_dir: Path) -> str | None:
-    import yaml
+def _saved(run_dir: Path) -> dict:
+    """The saved config of a run, best effort (only to route --resume; the resuming code reads
+    and verifies it properly and reports what is wrong with it)."""
+    from dnas.errors import DnasError
+    from dnas.io import loads_yaml, read_text
 
     cfg = Path(run_dir) / "config.yaml"
     try:
-        return (yaml.safe_load(cfg.read_text()) or {}).get("space") if cfg.exists() else None
-    except yaml.YAMLError:
-        return None
+        d = loads_yaml(read_text(cfg, "config"), str(cfg)) if cfg.is_file() else None
+    except DnasError:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _saved_space(run_dir: Path) -> str | None:
+    return _saved(run_dir).get("space")
+
+
+def _saved_kind(run_dir: Path) -> str | None:
+    return _saved(run_dir).get("kind")
 
 
 def _print_generalized(result, as_json: bool, quiet: bool) -> None:
@@ -182,10 +215,16 @@ def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **o
         space=space, strategy=strategy or "random", evaluator=evaluator, budget=budget or 100,
         seed=seed or 0, out_dir=out, **options,
     )
+    _print_discrete(result, out, as_json, quiet)
+
+
+def _print_discrete(result: dict, out, as_json: bool, quiet: bool) -> None:
     keys = ("best_arch", "best_accuracy", "queries", "objectives", "hypervolume", "hv_reference", "hv_reference_from")
     if as_json:
         emit_json({k: result[k] for k in keys if k in result} | ({"front_size": len(result["front"])} if "front" in result else {}))
         return
+    if result.get("already_finished"):
+        say(quiet, f"run {out} had already finished; nothing changed (pass a larger --budget to extend it)")
     say(quiet, f"best architecture: {result['best_arch']}")
     say(quiet, f"best accuracy: {result['best_accuracy']:.2f}  after {result['queries']} queries")
     if "hypervolume" in result:

@@ -59,8 +59,11 @@ def train(
 
         d = asdict(result)
         d.pop("history", None)
+        d.pop("already_finished", None)
         emit_json(d)
         return
+    if result.already_finished:
+        say(quiet, f"run {result.out_dir} had already finished; nothing changed")
     say(quiet, f"test accuracy {result.test_accuracy:.4f}  (params {result.params:,}, mult-adds {result.macs:,}, {result.seconds:.0f}s)")
     say(quiet, f"run directory: {result.out_dir}")
     say(quiet, f"next: dnas export {result.out_dir} --format onnx")

@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from dnas.config import SearchConfig, save_config
+from dnas.config import SearchConfig, dump_config
 from dnas.errors import ConfigError, DivergenceError, DnasError
+from dnas.finite import check_finite_model
 from dnas.genotype import Genotype
 from dnas.progress import progress as progress_display
 from dnas.guard import CollapseGuard
@@ -53,12 +54,14 @@ class SearchResult:
     arch: dict | None = None
     #: Per-rank outcomes of a ``nproc > 1`` run (genotype, arch, digest), from the launcher.
     ranks: list | None = None
+    #: True when ``--resume`` found the run already finished and changed nothing.
+    already_finished: bool = False
 
 
 def _check_finite(loss: torch.Tensor, where: str, epoch: int, step: int) -> None:
     if not torch.isfinite(loss):
         raise DivergenceError(
-            f"{where} loss became {loss.item()} at epoch {epoch}, step {step}; lower --lr / arch_lr or raise grad_clip"
+            f"{where} loss became {loss.item()} at epoch {epoch}, step {step}; lower lr / arch_lr (config fields, via --config) or lower grad_clip"
         )
 
 
@@ -311,18 +314,27 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     start_epoch = 0
     ckpt = run.load_checkpoint() if resume else None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        w_opt.load_state_dict(ckpt["w_opt"])
-        architect.optimizer.load_state_dict(ckpt["a_opt"])
-        sched.load_state_dict(ckpt["sched"])
-        model.relax.load_state(ckpt.get("relax", {}))
-        set_rng_state(ckpt["rng"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            w_opt.load_state_dict(ckpt["w_opt"])
+            architect.optimizer.load_state_dict(ckpt["a_opt"])
+            sched.load_state_dict(ckpt["sched"])
+            model.relax.load_state(ckpt.get("relax", {}))
+            set_rng_state(ckpt["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+            raise DnasError(f"{run.checkpoint}: checkpoint does not fit the supernet of config.yaml ({type(e).__name__}); "
+                            "it belongs to another config — start a new run") from None
         start_epoch = int(ckpt["epoch"]) + 1
         if dist.is_main:
             run.truncate_events(start_epoch)
             run.log("resume", from_epoch=start_epoch)
     elif dist.is_main:
-        save_config(cfg, run.config)
+        if resume:  # no checkpoint: only a run that never reached its first one may restart
+            if run.read_events("epoch"):
+                raise DnasError(f"{run.checkpoint}: missing, but the run logged finished epochs; restore the "
+                                "checkpoint or start a new run")
+            run.clear_events()
+        run.save_config_text(dump_config(cfg))
         run.log("start", kind="search", config=cfg.model_dump(mode="json"), **({"world_size": dist.world_size} if dist.enabled else {}))
     dist.barrier()  # rank 0 has trimmed the event log before anyone reads it
     dist.broadcast_(list(model.parameters()) + list(model.buffers()))  # every rank starts from rank 0's state
@@ -389,6 +401,8 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 dist.average_buffers_(model)
                 drift = dist.drift(list(model.parameters()))
             val_loss, val_acc = _evaluate(model, val_b, device, dist if dist.enabled else None)
+            check_finite_model(model, f"search epoch {epoch + 1}", "lower lr / arch_lr (config fields) or grad_clip",
+                               val_loss=val_loss, train_loss=loss_sum / max(n, 1))
             genotype = model.genotype()
             guard_rec = None
             if guard.enabled and dist.is_main:  # the guard batch is the full global batch
