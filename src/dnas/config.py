@@ -102,6 +102,7 @@ class SearchConfig(BaseModel):
     seed: int = 0
     device: str = "auto"
     channels_last: bool = Field(False, description="run the supernet in channels_last memory format (faster depthwise convs on CPU)")
+    fast: bool = Field(True, description="fast path of the supernet edges (dnas.relax.fused): recomputed BN outputs and pooled maps, convolutions in channels_last; same values and gradients, less time and memory; false = the plain op-by-op path")
     threads: Optional[int] = Field(None, ge=1)
     nproc: int = Field(1, ge=1, description="data-parallel ranks started on this machine (torch.distributed; batch_size stays the global batch, so lr needs no scaling); under torchrun the ranks come from the environment")
 

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dnas.ops import make_op
+from dnas.relax.fused import fused_weighted_sum
 from dnas.registry import Registry
 
 RELAXATIONS: Registry[type["Relaxation"]] = Registry("relaxation")
@@ -44,10 +45,17 @@ def num_edges(steps: int) -> int:
 
 class SharedReluOps(nn.Module):
     """The candidate ops of one edge, with the leading ReLU that DARTS conv ops share computed
-    once per edge instead of once per op (same result, less time and activation memory)."""
+    once per edge instead of once per op (same result, less time and activation memory).
 
-    def __init__(self, C: int, stride: int, primitives: Sequence[str], skip_none: bool = True):
+    ``fast`` selects the fast path of :mod:`dnas.relax.fused` (recomputed BN outputs and pooled
+    maps instead of stored ones) for training forwards that build a graph; it computes the same
+    values and gradients. ``fast=False`` (the default of a bare module) is the plain op-by-op
+    path, where every op's ``forward`` (and its hooks) runs; supernets built from a config
+    (:func:`dnas.strategies.bilevel.build_supernet`) switch to the fast path unless ``fast: false``."""
+
+    def __init__(self, C: int, stride: int, primitives: Sequence[str], skip_none: bool = True, fast: bool = False):
         super().__init__()
+        self.fast = fast
         self.stride = stride
         self.primitives = list(primitives)
         self.ops = nn.ModuleList()
@@ -74,6 +82,8 @@ class SharedReluOps(nn.Module):
 
     def weighted_sum(self, x: torch.Tensor, weights: torch.Tensor, indices: Sequence[int] | None = None) -> torch.Tensor:
         idx = self._active if indices is None else [i for i in indices if i in self._active]
+        if self.fast and idx and self.training and torch.is_grad_enabled():
+            return fused_weighted_sum(self, x, weights, idx)
         xr = F.relu(x) if any(self._relu_first[i] for i in idx) else None
         out = None
         for i in idx:

@@ -26,6 +26,7 @@ from dnas.errors import ConfigError, DivergenceError, DnasError
 from dnas.genotype import Genotype
 from dnas.progress import progress as progress_display
 from dnas.guard import CollapseGuard
+from dnas.relax.fused import set_fast_path
 from dnas.relax import relaxation_from_config
 from dnas.run import RunDir, resolve_device, rng_state, seed_everything, set_rng_state
 from dnas.spaces.darts import DartsSpace
@@ -220,7 +221,9 @@ def arch_steps(cfg: SearchConfig, model) -> dict:
 
 
 def build_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
-    return SUPERNETS.get(cfg.space, "space")(cfg, num_classes, in_channels)
+    model = SUPERNETS.get(cfg.space, "space")(cfg, num_classes, in_channels)
+    set_fast_path(model, getattr(cfg, "fast", True))  # dnas.relax.fused; same values, less time and memory
+    return model
 
 
 @SUPERNETS.register("darts")
