@@ -83,12 +83,14 @@ def worker(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     iteration()  # warm-up (allocator, oneDNN primitive cache)
-    times = []
+    times, cpu = [], []
     for _ in range(args.iters):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         iteration()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     times.sort()
+    cpu.sort()
     median = times[len(times) // 2]
     out = {
         "relaxation": args.relaxation,
@@ -97,6 +99,8 @@ def worker(args: argparse.Namespace) -> dict:
         "batch": args.batch,
         "seconds_per_iteration": median,
         "images_per_s": args.batch / median,
+        # CPU seconds of this process (all its threads): less sensitive to other jobs than wall time
+        "cpu_seconds_per_iteration": cpu[len(cpu) // 2],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_mb": rss_before,
     }
@@ -121,7 +125,7 @@ def _merge_rounds(runs: list[dict]) -> dict:
     if not ok:
         return runs[0]
     row = dict(ok[0])
-    for k in ("seconds_per_iteration", "images_per_s", "peak_rss_mb", "rss_before_mb", "peak_cuda_mb"):
+    for k in ("seconds_per_iteration", "images_per_s", "cpu_seconds_per_iteration", "peak_rss_mb", "rss_before_mb", "peak_cuda_mb"):
         if k in row:
             row[k] = _median([r[k] for r in ok])
     row["images_per_s_rounds"] = [round(r["images_per_s"], 3) for r in ok]
@@ -139,6 +143,8 @@ def _ratios(rows: list[dict]) -> None:
         if d is None:
             return
         r[f"speed_vs_{name}"] = round(r["images_per_s"] / d["images_per_s"], 3)
+        if r.get("cpu_seconds_per_iteration") and d.get("cpu_seconds_per_iteration"):
+            r[f"cpu_speed_vs_{name}"] = round(d["cpu_seconds_per_iteration"] / r["cpu_seconds_per_iteration"], 3)
         r[f"memory_vs_{name}"] = round(r["peak_rss_mb"] / d["peak_rss_mb"], 3)
         # peak RSS growth during the iterations (activations, gradients), without the import/model baseline
         grow, grow_d = r["peak_rss_mb"] - r["rss_before_mb"], d["peak_rss_mb"] - d["rss_before_mb"]

@@ -38,9 +38,14 @@ class SearchCell(nn.Module):
         for _ in range(self.steps):
             s = None
             for j, h in enumerate(states):
-                y = self.edges[offset + j](h, weights[offset + j])
-                if edge_w is not None:
-                    y = edge_w[offset + j] * y
+                edge = self.edges[offset + j]
+                if edge_w is not None and getattr(edge, "takes_edge_weight", False):
+                    # the mixed op applies the edge scalar where it costs no stored copy
+                    y = edge(h, weights[offset + j], edge_weight=edge_w[offset + j])
+                else:
+                    y = edge(h, weights[offset + j])
+                    if edge_w is not None:
+                        y = edge_w[offset + j] * y
                 s = y if s is None else s + y
             offset += len(states)
             states.append(s)

@@ -71,6 +71,10 @@ class SharedReluOps(nn.Module):
         # parameter (including its own weight) are exactly zero, so it is never computed.
         self._active = [i for i, n in enumerate(self.primitives) if not (skip_none and n == "none")]
 
+    def uses_fast_path(self) -> bool:
+        """Whether a forward now takes the fast path: switched on, training, building a graph."""
+        return self.fast and self.training and torch.is_grad_enabled()
+
     def run(self, i: int, x: torch.Tensor, xr: torch.Tensor | None) -> torch.Tensor:
         op = self.ops[i]
         if self._relu_first[i]:
@@ -82,7 +86,7 @@ class SharedReluOps(nn.Module):
 
     def weighted_sum(self, x: torch.Tensor, weights: torch.Tensor, indices: Sequence[int] | None = None) -> torch.Tensor:
         idx = self._active if indices is None else [i for i in indices if i in self._active]
-        if self.fast and idx and self.training and torch.is_grad_enabled():
+        if idx and self.uses_fast_path():
             return fused_weighted_sum(self, x, weights, idx)
         xr = F.relu(x) if any(self._relu_first[i] for i in idx) else None
         out = None

@@ -1,31 +1,37 @@
-"""The fast path of a supernet edge: the same ops, the same parameters, less activation memory.
+"""The fast path of a supernet edge: the same ops, the same parameters, less time and memory.
 
 An edge of a DARTS-style supernet computes ``sum_i w_i * op_i(x)``. Run op by op through
-autograd (the plain path, :meth:`dnas.relax.base.SharedReluOps.weighted_sum`), every op leaves
-behind tensors the size of its output for the backward pass that are cheap to recompute:
+autograd (the plain path, :meth:`dnas.relax.base.SharedReluOps.weighted_sum`) it is slow and
+keeps more than it needs on CPU:
 
-* the non-affine BatchNorm that ends every candidate is followed by the multiplication with its
-  architecture weight, which keeps the BN *output* (for the weight's gradient) while the BN
-  keeps its *input*: two tensors where one suffices, since ``xhat = (h - mean) * invstd`` is one
-  multiply-add away from the BN input;
-* a pooling candidate keeps its output (the BN input) and, for max pooling, an int64 index
-  tensor twice the size of a float one, although pooling the edge input again (which is alive
-  anyway: every other candidate reads it) costs one cheap pass.
+* **Depthwise convolutions.** oneDNN's backward of a depthwise convolution on a default (NCHW)
+  tensor is 5-15x slower than on a channels_last one (measured here: 5x5, 16 channels, 32x32,
+  batch 64: about 2.8 s vs 0.2 s for the weight and input gradients). The fast path converts the
+  edge's ReLU output to channels_last once and runs every separable and dilated candidate's
+  convolutions in that format. oneDNN's BatchNorm is in turn slow on channels_last (forward 4x,
+  backward 10x), so the BatchNorms of those candidates are ours: one ``var_mean`` reduction
+  forward, two per-channel reductions and one fused elementwise pass backward (:class:`BNReLU`,
+  :class:`BNScale`); the edge output goes back to the input's format inside the last BN pass.
+* **Stored copies.** The non-affine BN that ends every candidate is followed by the
+  multiplication with its architecture weight, which keeps the BN *output* (for the weight's
+  gradient) while the BN keeps its *input*: two tensors where one suffices, since
+  ``xhat = (h - mean) * invstd`` is one multiply-add away from the input (:class:`BNScale`). A
+  pooling candidate keeps its output and, for max pooling, an int64 index tensor twice the size
+  of a float one, although pooling the edge input again (alive anyway: the other candidates
+  read it) is one cheap pass (:class:`PoolBNScale` recomputes it in the backward pass).
+* **Edge scalars.** PC-DARTS's edge normalisation (and TopoNAS's edge weights) multiply the
+  edge output, keeping a full-width copy of it for the scalar's gradient; the mixed ops of
+  :mod:`dnas.relax.softmax` and :mod:`dnas.relax.partial` fold the scalar into the op weights
+  on the fast path instead (``takes_edge_weight``).
 
-:class:`BNScale` and :class:`PoolBNScale` are autograd functions for ``w * BN(h)`` and
-``w * BN(pool(x))`` that keep only what cannot be recomputed (``h`` or ``x``, which other
-nodes of the graph hold already, and two per-channel vectors) and recompute the rest in the
-backward pass. The BatchNorm forward is the library's own (:func:`torch.ops.aten.native_batch_norm`,
-so the running statistics are updated exactly as in the plain path); the backward is written
-out as two per-channel reductions and one fused elementwise pass. Values and gradients equal the
-plain path's to float rounding (tests/test_fast_path.py checks every relaxation).
+Running statistics are updated as :class:`torch.nn.BatchNorm2d` does (momentum, unbiased
+variance). Values and gradients equal the plain path's to float rounding
+(tests/test_fast_path.py checks every relaxation). Candidates the fast path does not know
+(identity, factorized reduce, user ops) run as in the plain path, so custom op sets still work.
 
-What is *not* here, because it was measured and did not pay off on CPU (README, "Search speed"):
-channels_last for the depthwise convolutions (oneDNN's BatchNorm backward in channels_last
-costs more than the faster convolutions save) and torch.compile.
-
-The fast path has no second derivative (the collapse guard's Hessian needs one), so
-:func:`plain_path` switches a model back to the plain path for such computations.
+The fast path has no second derivative (its backward functions are ``once_differentiable``, so
+trying one raises instead of returning a wrong Hessian); :func:`plain_path` switches a model back
+to the plain path for such computations (the collapse guard's Hessian).
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 _DIMS = (0, 2, 3)
 
@@ -97,6 +104,7 @@ class BNScale(torch.autograd.Function):
         return _bn_apply(h, mean, invstd, w, out_format)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         h, w, mean, invstd = ctx.saved_tensors
         g = g.contiguous(memory_format=_format(h))
@@ -116,6 +124,7 @@ class BNReLU(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         h, out, mean, invstd = ctx.saved_tensors
         g = (g * (out > 0)).contiguous(memory_format=_format(h))
@@ -155,6 +164,7 @@ class PoolBNScale(torch.autograd.Function):
         return _bn_apply(p, mean, invstd, w, _format(p))
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         x, w, mean, invstd = ctx.saved_tensors
         pool = ctx.pool
