@@ -82,7 +82,8 @@ def worker(args: argparse.Namespace) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    iteration()  # warm-up (allocator, oneDNN primitive cache)
+    for _ in range(args.warmup):
+        iteration()  # warm-up (allocator, oneDNN primitive cache)
     times, cpu = [], []
     for _ in range(args.iters):
         t, c = time.perf_counter(), time.process_time()
@@ -172,6 +173,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed iterations first (0 on a loaded machine: every configuration then pays the same first-call costs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fast", choices=["off", "on", "both"], default="both", help="fast edge path (config field fast)")
@@ -197,7 +199,7 @@ def main() -> None:
     for rnd in range(args.rounds):
         for relax, cl, f in configs if rnd % 2 == 0 else configs[::-1]:  # alternate the order
             cmd = [sys.executable, __file__, "--_worker", "--relaxation", relax, "--_cl", str(cl), "--_fast", str(f)]
-            for k in ("batch", "C", "layers", "size", "iters", "threads", "device"):
+            for k in ("batch", "C", "layers", "size", "iters", "warmup", "threads", "device"):
                 cmd += [f"--{k}", str(getattr(args, k))]
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -212,7 +214,7 @@ def main() -> None:
     _ratios(rows)
     result = {
         "benchmark": "search_step",
-        "config": {k: getattr(args, k) for k in ("batch", "C", "layers", "size", "iters", "threads", "device", "rounds")},
+        "config": {k: getattr(args, k) for k in ("batch", "C", "layers", "size", "iters", "warmup", "threads", "device", "rounds")},
         # issue 17's side-by-side measurement of the released reference code (2 threads, 2 rounds)
         "reference": {"darts_images_per_s": [2.8, 2.8], "darts_peak_gb": 9.4, "pc_images_per_s": [7.6, 6.0], "pc_peak_gb": 3.3},
         "machine": {"cpus": os.cpu_count(), "load_avg_1m_start": load_start[0], "load_avg_1m_end": os.getloadavg()[0],
