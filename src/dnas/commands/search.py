@@ -14,7 +14,7 @@ from dnas.commands.common import emit_json, say, show_progress
 
 @app.command()
 def search(
-    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | quick (the default built-in search) | hdas-stage | hdas-cell | hdas"),
+    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | gdas | quick (the default built-in search) | hdas-stage | hdas-cell | hdas"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config fields"),
     data: Optional[str] = typer.Option(None, help="built-in name (mnist, digits) or a path (image folder, .npz, CIFAR batches)"),
     epochs: Optional[int] = typer.Option(None, min=1),
@@ -24,6 +24,7 @@ def search(
     relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | gdas (one Gumbel-sampled path) | msg (K sampled sub-graphs) | topo (topology variables)"),
     guard: Optional[str] = typer.Option(None, "--guard", help="collapse guard: off | log (default: per-epoch Hessian eigenvalue, parameter-free share) | stop (also stop early on collapse)"),
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
+    hvp: Optional[str] = typer.Option(None, "--hvp", help="with --unrolled: finite-difference (DARTS reference, R = 0.01/||v||) | exact (double backward)"),
     warmup_epochs: Optional[int] = typer.Option(None, min=0, help="epochs of weight training before architecture steps"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     init_channels: Optional[int] = typer.Option(None, min=2),
@@ -68,7 +69,7 @@ def search(
                                     workers=workers, ray_address=ray_address, **bohb)
         _print_generalized(result, as_json, quiet)
         return
-    if space not in ("darts", "hierarchical", "fbnetv2"):
+    if _is_discrete(space, strategy, evaluator, relaxation):
         if workers or ray_address:
             bohb.update(executor="ray", workers=workers, ray_address=ray_address)
         _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb)
@@ -76,9 +77,9 @@ def search(
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, warmup_epochs=warmup_epochs, batch_size=batch_size,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
-        strategy=strategy, cell=cell, space=space if space in ("hierarchical", "fbnetv2") else None,
+        strategy=strategy, cell=cell, space=space if space != "darts" else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
         latency_predictor=latency_predictor,
     )
@@ -101,6 +102,21 @@ def search(
     say(quiet, search_summary(result))
     if quiet:
         typer.echo(result.genotype.to_json(indent=None))
+
+
+def _is_discrete(space: str, strategy: Optional[str], evaluator: Optional[str], relaxation: Optional[str]) -> bool:
+    """A black-box search (a discrete strategy scoring whole architectures with an evaluator)
+    rather than a bilevel supernet search: a discrete --strategy or an --evaluator was named,
+    or the space has no supernet."""
+    from dnas.spaces.base import SPACE_MODULES, SPACES, SUPERNET_BUILDERS, get_space
+
+    if strategy not in (None, "bilevel") or evaluator is not None:
+        return True
+    if relaxation is not None or strategy == "bilevel":
+        return False
+    if space in SUPERNET_BUILDERS or (space in SPACE_MODULES and space in ("darts", "hierarchical", "fbnetv2")):
+        return False
+    return not get_space(space).relaxations if (space in SPACES or space in SPACE_MODULES) else False
 
 
 def _saved_space(run_dir: Path) -> str | None:
@@ -167,7 +183,7 @@ def search_summary(result) -> str:
     if stop:
         lines.append(f"collapse guard stopped the search: {stop.get('reason')} (kept epoch {int(stop.get('chosen_epoch', 0)) + 1})")
     lines.append(f"genotype {g.hash()}")
-    if getattr(g, "space", "darts") == "fbnetv2":  # no cells: per-block channels and a resolution
+    if not hasattr(g, "normal"):  # no DARTS cells (fbnetv2: channels and a resolution; nb201: one cell string)
         lines.append(f"  {g}")
     else:
         lines.append("  normal: " + ", ".join(f"{o}<-{i}" for o, i in g.normal) + f"  concat {list(g.normal_concat)}")

@@ -29,18 +29,38 @@ from dnas.registry import Registry
 RELAXATIONS: Registry[type["Relaxation"]] = Registry("relaxation")
 
 
-def node_slices(steps: int) -> list[slice]:
-    """Edge index ranges of each intermediate node: node i has edges from the 2 inputs and the
-    i earlier nodes, so the slices are [0:2], [2:5], [5:9], [9:14] for 4 steps."""
+def node_inputs(steps: "int | Sequence[int]") -> list[int]:
+    """Number of incoming edges of each node. An int is the DARTS cell's ``steps`` (node i reads
+    the 2 cell inputs and the i earlier nodes: 2, 3, 4, 5 for 4 steps); another space's
+    supernet passes its own per-node counts (NB201: 1, 2, 3)."""
+    if isinstance(steps, int):
+        return [i + 2 for i in range(steps)]
+    return [int(n) for n in steps]
+
+
+def node_slices(steps: "int | Sequence[int]") -> list[slice]:
+    """Edge index ranges of each node's incoming edges, edges listed node by node: for the
+    DARTS cell (an int ``steps``) [0:2], [2:5], [5:9], [9:14]; see :func:`node_inputs`."""
     out, start = [], 0
-    for i in range(steps):
-        out.append(slice(start, start + i + 2))
-        start += i + 2
+    for n in node_inputs(steps):
+        out.append(slice(start, start + n))
+        start += n
     return out
 
 
-def num_edges(steps: int) -> int:
-    return sum(i + 2 for i in range(steps))
+def num_edges(steps: "int | Sequence[int]") -> int:
+    return sum(node_inputs(steps))
+
+
+def edge_output(edge: nn.Module, x: torch.Tensor, weights: torch.Tensor, edge_weight: torch.Tensor | None) -> torch.Tensor:
+    """``edge_weight * edge(x, weights)`` (just the edge when ``edge_weight`` is None). Mixed ops
+    that declare ``takes_edge_weight`` get the scalar themselves, so the fast path can fold it
+    into the op weights instead of keeping a copy of the edge output for its gradient."""
+    if edge_weight is None:
+        return edge(x, weights)
+    if getattr(edge, "takes_edge_weight", False):
+        return edge(x, weights, edge_weight=edge_weight)
+    return edge_weight * edge(x, weights)
 
 
 class SharedReluOps(nn.Module):
@@ -107,6 +127,16 @@ class Relaxation(abc.ABC):
     name = "base"
     #: Whether the supernet should create per-edge parameters (beta) for this relaxation.
     uses_edge_params = False
+    #: Whether the relaxation chooses which inputs each node keeps (TopoNAS); such relaxations
+    #: only apply to spaces whose nodes select inputs (the DARTS cell, not NB201).
+    selects_inputs = False
+    #: Order of the two steps the bilevel loop takes per batch: ``"arch"`` (architecture step
+    #: on the val batch) and ``"weights"`` (weight step on the train batch). DARTS and PC-DARTS
+    #: step the architecture first; GDAS's released loop trains the weights first.
+    step_order: tuple[str, ...] = ("arch", "weights")
+    #: Derivation rule the space applies to :meth:`derive_weights` (``"darts"``: top-2 input
+    #: edges per node, strongest op on each; see :meth:`dnas.spaces.darts.DartsSpace.derive`).
+    derive_rule = "darts"
 
     def __init__(self, **options) -> None:
         self.options = options
@@ -149,8 +179,11 @@ class Relaxation(abc.ABC):
         return F.cross_entropy(logits, y), logits
 
     def arch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Validation loss of one (first-order) architecture step. Default: cross-entropy of one
-        forward. MSG-DAS averages it over its K sampled sub-graphs."""
+        """Validation loss of one architecture step. Default: cross-entropy of one forward.
+        MSG-DAS averages it over its K sampled sub-graphs. The second-order step evaluates this
+        same objective at the virtually stepped weights (``model`` is then a callable that runs
+        the supernet with those weights), and takes its virtual step and Hessian-vector product
+        on :meth:`weight_loss`, so a relaxation with its own losses gets a matching unrolled step."""
         return F.cross_entropy(model(x), y)
 
     def sample_scope(self):
@@ -172,7 +205,9 @@ class Relaxation(abc.ABC):
         return cls(partial_k=getattr(cfg, "partial_k", 4))
 
     def on_epoch(self, epoch: int, epochs: int) -> None:
-        """Hook for schedules (temperatures, drop rates). Default: nothing."""
+        """Hook for schedules (temperatures, drop rates). The bilevel loop counts ``epoch`` and
+        ``epochs`` over the architecture-search epochs (from the end of the warm-up; warm-up
+        epochs see epoch 0), so a schedule anneals while the architecture learns. Default: nothing."""
 
     def state(self) -> dict:
         """Schedule state to checkpoint (plain python values)."""

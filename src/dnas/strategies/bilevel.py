@@ -3,8 +3,16 @@ val split, alternating one architecture step and one weight step per batch.
 
 First order treats the weights as constant during the architecture step. Second order
 (``unrolled``) follows the DARTS paper: the validation loss is taken at the weights after one
-virtual SGD step (with the optimizer's momentum and weight decay), and the implicit term is a
-finite-difference Hessian-vector product with ``R = 0.01 / ||v||``.
+virtual SGD step (with the optimizer's momentum, Nesterov correction and weight decay), and the
+implicit term is a Hessian-vector product, by central finite differences with
+``R = 0.01 / ||v||`` as in the reference (``hvp: finite-difference``) or exactly by double
+backward through the train loss (``hvp: exact``). The virtual step, the Hessian and the
+validation objective use the relaxation's own losses (:meth:`Relaxation.weight_loss`,
+:meth:`Relaxation.arch_loss`), so MSG-DAS unrolls the mean over its K sub-graphs.
+
+Which step comes first on a batch is the relaxation's :attr:`Relaxation.step_order` (GDAS:
+weights, then architecture). Temperature and drop schedules (:meth:`Relaxation.on_epoch`) run
+over the architecture-search epochs, counted from the end of the warm-up.
 
 The loop checkpoints after every epoch (model, both optimizers, scheduler, RNG, relaxation
 schedule) and the data order is a function of (seed, epoch), so a run killed at any point and
@@ -13,6 +21,7 @@ resumed ends with the same genotype as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +38,7 @@ from dnas.guard import CollapseGuard
 from dnas.relax.fused import set_fast_path
 from dnas.relax import relaxation_from_config
 from dnas.run import RunDir, resolve_device, rng_state, seed_everything, set_rng_state
-from dnas.spaces.darts import DartsSpace
-from dnas.registry import Registry
-from dnas.strategies.terms import arch_terms
-from dnas.supernet import Supernet
+from dnas.strategies.terms import arch_steps, arch_terms
 from dnas.tb import open_tensorboard
 
 
@@ -62,15 +68,20 @@ class Architect:
     #: Finite-difference radius numerator: R = fd_radius / ||v|| (0.01 in the DARTS code).
     fd_radius = 0.01
 
-    def __init__(self, model: Supernet, cfg: SearchConfig) -> None:
+    def __init__(self, model, cfg: SearchConfig) -> None:
         self.model = model
+        order = tuple(getattr(model.relax, "step_order", ("arch", "weights")))
+        if sorted(order) != ["arch", "weights"]:
+            raise DnasError(f"relaxation {model.relax.name}: step_order must name 'arch' and 'weights' once each, got {order}; fix the relaxation class")
         self.terms = arch_terms(cfg, model)
         self.extra_steps = arch_steps(cfg, model)
         self.last_terms: dict[str, float] = {}
         #: Data-parallel gradient reduction (:class:`dnas.distributed.GradSync`); None for one process.
         self.sync = None
         self.unrolled = cfg.unrolled
+        self.hvp = cfg.hvp
         self.momentum = cfg.momentum
+        self.nesterov = cfg.nesterov
         self.weight_decay = cfg.weight_decay
         self.optimizer = torch.optim.Adam(
             model.arch_parameters(), lr=cfg.arch_lr, betas=tuple(cfg.arch_betas), weight_decay=cfg.arch_weight_decay
@@ -123,49 +134,97 @@ class Architect:
             self.last_terms.update({f"{name}/{k}": float(v) for k, v in logs.items()})
 
     def _unrolled_grads(self, xt, yt, xv, yv, eta, w_optimizer):
-        model = self.model
+        """Gradient of ``L_val(w', alpha)`` w.r.t. alpha with ``w' = w - eta * step(dL_train/dw)``
+        (the optimizer's virtual step): ``dL_val/dalpha - c * eta * H v`` with
+        ``v = dL_val/dw'``, ``H = d2L_train/(dalpha dw)`` and ``c = 1 + momentum`` under
+        Nesterov (its step holds the gradient twice), else 1. Returns (grads, val loss)."""
+        model, relax = self.model, self.model.relax
         names, weights = zip(*model.named_weights())
         arch = model.arch_parameters()
-        train_loss = F.cross_entropy(model(xt), yt)
-        gw = torch.autograd.grad(train_loss, weights, allow_unused=True)  # single-path: unsampled ops unused
-        gw = [torch.zeros_like(w) if g is None else g for w, g in zip(weights, gw)]
+        exact = self.hvp == "exact"
+        train_loss, _ = relax.weight_loss(model, xt, yt)
+        # single-path relaxations leave unsampled ops out of the graph: their gradient is None
+        gw = torch.autograd.grad(train_loss, weights, allow_unused=True, create_graph=exact)
+        used = [g is not None for g in gw]
+        gw_graph = gw
+        gw = [torch.zeros_like(w) if g is None else g.detach() for w, g in zip(weights, gw)]
         if self.sync is not None:
             gw = self.sync.train(gw)
         with torch.no_grad():
-            unrolled = []
-            for w, g in zip(weights, gw):
-                buf = w_optimizer.state.get(w, {}).get("momentum_buffer")
-                moment = buf * self.momentum if buf is not None else 0.0
-                unrolled.append((w - eta * (moment + g + self.weight_decay * w)).requires_grad_())
+            unrolled = [self._virtual_step(w, g, eta, w_optimizer).requires_grad_() for w, g in zip(weights, gw)]
         params = dict(zip(names, unrolled))
         arch_names = {id(p): n for n, p in model.named_parameters()}
         params.update({arch_names[id(a)]: a for a in arch})
-        buffers = {n: b.clone() for n, b in model.named_buffers()}
-        val_loss = F.cross_entropy(functional_call(model, (params, buffers), (xv,)), yv)
+        val_loss = relax.arch_loss(_WithParams(model, params), xv, yv)
         g = torch.autograd.grad(val_loss, list(arch) + unrolled, allow_unused=True)
         dalpha = [x if x is not None else torch.zeros_like(a) for x, a in zip(g[: len(arch)], arch)]
         vector = [x if x is not None else torch.zeros_like(u) for x, u in zip(g[len(arch) :], unrolled)]
         if self.sync is not None:
             g = self.sync.val(dalpha + vector)
             dalpha, vector = g[: len(arch)], g[len(arch) :]
-        # Hessian-vector product d2L_train/(dalpha dw) . v by central finite differences.
-        R = self.fd_radius / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)
-        with torch.no_grad():
-            for w, v in zip(weights, vector):
-                w.add_(v, alpha=R.item())
-        gp = torch.autograd.grad(F.cross_entropy(model(xt), yt), arch)
-        with torch.no_grad():
-            for w, v in zip(weights, vector):
-                w.sub_(v, alpha=2 * R.item())
-        gn = torch.autograd.grad(F.cross_entropy(model(xt), yt), arch)
-        with torch.no_grad():
-            for w, v in zip(weights, vector):
-                w.add_(v, alpha=R.item())
-        diff = [p - n for p, n in zip(gp, gn)]
+        if exact:
+            hv = self._exact_hvp(gw_graph, used, vector, arch)
+        else:
+            hv = self._finite_difference_hvp(xt, yt, weights, vector, arch)
         if self.sync is not None:
-            diff = self.sync.train(diff)
-        grads = [da - eta * d / (2 * R) for da, d in zip(dalpha, diff)]
+            hv = self.sync.train(hv)
+        scale = eta * ((1.0 + self.momentum) if self.nesterov else 1.0)
+        grads = [da - scale * h for da, h in zip(dalpha, hv)]
         return grads, val_loss
+
+    def _virtual_step(self, w, g, eta, w_optimizer):
+        """``w`` after one SGD step on gradient ``g`` with the optimizer's momentum buffer,
+        weight decay and (Nesterov) look-ahead, as ``torch.optim.SGD`` would take it."""
+        d = g + self.weight_decay * w
+        buf = w_optimizer.state.get(w, {}).get("momentum_buffer")
+        if self.momentum:
+            buf = d if buf is None else buf * self.momentum + d
+            d = d + self.momentum * buf if self.nesterov else buf
+        return w - eta * d
+
+    @staticmethod
+    def _exact_hvp(gw, used, vector, arch):
+        """``d/dalpha <dL_train/dw, v>`` by a second backward through the train-loss gradient
+        (``gw`` was taken with ``create_graph``); exact up to rounding, one extra backward."""
+        dot = sum((g * v).sum() for g, v, u in zip(gw, vector, used) if u)
+        if not torch.is_tensor(dot) or not dot.requires_grad:  # no weight gradient depends on alpha
+            return [torch.zeros_like(a) for a in arch]
+        hv = torch.autograd.grad(dot, arch, allow_unused=True)
+        return [torch.zeros_like(a) if h is None else h for h, a in zip(hv, arch)]
+
+    def _finite_difference_hvp(self, xt, yt, weights, vector, arch):
+        """``(dL_train/dalpha at w + R v  -  at w - R v) / 2R`` with ``R = fd_radius / ||v||``
+        (the DARTS reference); two extra train forwards and backwards."""
+        relax = self.model.relax
+        R = (self.fd_radius / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)).item()
+        grads = []
+        for sign in (1.0, -2.0):
+            with torch.no_grad():
+                for w, v in zip(weights, vector):
+                    w.add_(v, alpha=sign * R)
+            loss, _ = relax.weight_loss(self.model, xt, yt)
+            grads.append(torch.autograd.grad(loss, arch, allow_unused=True))
+        with torch.no_grad():
+            for w, v in zip(weights, vector):
+                w.add_(v, alpha=R)
+        zero = [torch.zeros_like(a) for a in arch]
+        return [((z if p is None else p) - (z if n is None else n)) / (2 * R) for p, n, z in zip(*grads, zero)]
+
+
+class _WithParams:
+    """The supernet run with substituted parameters (the unrolled weights) and a copy of its
+    buffers, callable like the module, so a relaxation's :meth:`arch_loss` can be evaluated at
+    the virtual step (each forward it makes, e.g. one per MSG-DAS sub-graph, sees those weights)."""
+
+    def __init__(self, model: torch.nn.Module, params: dict) -> None:
+        self.model, self.params = model, params
+        self.buffers = {n: b.clone() for n, b in model.named_buffers()}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, (self.params, self.buffers), (x,))
+
+    def __getattr__(self, item: str):
+        return getattr(self.__dict__["model"], item)
 
 
 def _then_channels_last(transform):
@@ -199,49 +258,13 @@ def _evaluate(model: torch.nn.Module, batches, device, dist=None) -> tuple[float
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
-#: Supernet builders by ``cfg.space``: ``builder(cfg, num_classes, in_channels) -> nn.Module``.
-#: A supernet exposes ``arch_parameters()``, ``weights()``, ``named_weights()``, ``relax``,
-#: ``genotype(**meta)`` and ``arch_summary()`` (see :class:`dnas.supernet.Supernet`).
-SUPERNETS: Registry = Registry("search space")
-
-#: Extra architecture steps: ``factory(cfg, model) -> None | step(model) -> (loss, {name: value})``.
-#: Each step's loss gets its own architecture-optimizer step after every architecture step
-#: (unlike ``ARCH_TERMS``, which add to the validation loss); values are logged under ``arch_terms``.
-ARCH_STEPS: Registry = Registry("architecture step")
-
-
-def arch_steps(cfg: SearchConfig, model) -> dict:
-    """Instantiate every registered extra architecture step that the config switches on."""
-    out = {}
-    for name in ARCH_STEPS.names():
-        step = ARCH_STEPS.get(name)(cfg, model)
-        if step is not None:
-            out[name] = step
-    return out
-
-
 def build_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
-    model = SUPERNETS.get(cfg.space, "space")(cfg, num_classes, in_channels)
+    """The supernet of ``cfg.space`` under ``cfg.relaxation`` (see :func:`dnas.spaces.build_supernet`)."""
+    from dnas.spaces.base import build_supernet as build
+
+    model = build(cfg, num_classes, in_channels)
     set_fast_path(model, getattr(cfg, "fast", True))  # dnas.relax.fused; same values, less time and memory
     return model
-
-
-@SUPERNETS.register("darts")
-def build_darts_supernet(cfg: SearchConfig, num_classes: int, in_channels: int) -> Supernet:
-    space = DartsSpace(tuple(cfg.primitives), cfg.steps, cfg.multiplier)
-    relax = relaxation_from_config(cfg)
-    return Supernet(
-        space, relax, C=cfg.init_channels, layers=cfg.layers, num_classes=num_classes,
-        in_channels=in_channels, stem_multiplier=cfg.stem_multiplier,
-    )
-
-
-@SUPERNETS.register("hierarchical")
-def build_hierarchical_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
-    """H-DAS: stage-specific cells and/or searched stage layouts (see dnas.supernet_hier)."""
-    from dnas.supernet_hier import build_hierarchical_supernet as build  # registers ARCH_STEPS['hdas']
-
-    return build(cfg, num_classes, in_channels)
 
 
 def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, progress: bool = True) -> SearchResult:
@@ -253,7 +276,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     from dnas.searchdata import search_batches
 
     if cfg.nproc > 1 and not distributed.launched():
-        return distributed.launch_search(cfg, run, resume=resume, progress=progress)
+        return launch_search(cfg, run, resume=resume, progress=progress)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -276,7 +299,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
         model = model.to(memory_format=torch.channels_last)
         train_b.transform = _then_channels_last(train_b.transform)
         val_b.transform = _then_channels_last(val_b.transform)
-    w_opt = torch.optim.SGD(model.weights(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    w_opt = torch.optim.SGD(model.weights(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, cfg.epochs, eta_min=cfg.lr_min)
     architect = Architect(model, cfg)
     guard = CollapseGuard(cfg)
@@ -316,7 +339,8 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             if stopped is not None:
                 break
             t0 = time.time()
-            model.relax.on_epoch(epoch, cfg.epochs)
+            # schedules (tau, drop rates) anneal over the architecture-search epochs only
+            model.relax.on_epoch(max(epoch - cfg.warmup_epochs, 0), max(cfg.epochs - cfg.warmup_epochs, 1))
             train_b.set_epoch(epoch)
             val_b.set_epoch(epoch)
             lr = w_opt.param_groups[0]["lr"]
@@ -330,24 +354,26 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 if sync is not None:  # this rank's shares of the global train and val batches
                     val_share = val_b.share
                     sync.set_shares(train_b.share, val_share)
-                if search_arch:
-                    xv, yv = xv.to(device, non_blocking=True), yv.to(device, non_blocking=True)
-                    a_loss = architect.step(xt, yt, xv, yv, lr, w_opt)
-                    _check_finite(a_loss, "architecture", epoch, step)
-                    arch_loss_sum += a_loss.item() * val_share
-                    arch_steps += 1
-                loss, logits = model.relax.weight_loss(model, xt, yt)
-                _check_finite(loss, "training", epoch, step)
-                # Single-path relaxations (gdas, msg) leave the unsampled ops out of the graph: their
-                # gradient is None, so SGD skips them this step (no decay, no momentum), as with backward().
-                grads = torch.autograd.grad(loss, weights, allow_unused=True)
-                if sync is not None:
-                    grads = sync.train(grads, like=weights)
-                for p, g in zip(weights, grads):
-                    p.grad = g
-                torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
-                w_opt.step()
-                w_opt.zero_grad(set_to_none=True)
+                for phase in model.relax.step_order:  # which step comes first is the relaxation's call
+                    if phase == "arch" and search_arch:
+                        xv, yv = xv.to(device, non_blocking=True), yv.to(device, non_blocking=True)
+                        a_loss = architect.step(xt, yt, xv, yv, lr, w_opt)
+                        _check_finite(a_loss, "architecture", epoch, step)
+                        arch_loss_sum += a_loss.item() * val_share
+                        arch_steps += 1
+                    elif phase == "weights":
+                        loss, logits = model.relax.weight_loss(model, xt, yt)
+                        _check_finite(loss, "training", epoch, step)
+                        # Single-path relaxations (gdas, msg) leave the unsampled ops out of the graph: their
+                        # gradient is None, so SGD skips them this step (no decay, no momentum), as with backward().
+                        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+                        if sync is not None:
+                            grads = sync.train(grads, like=weights)
+                        for p, g in zip(weights, grads):
+                            p.grad = g
+                        torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
+                        w_opt.step()
+                        w_opt.zero_grad(set_to_none=True)
                 b = yt.numel()
                 n += b
                 loss_sum += loss.item() * b
@@ -439,3 +465,41 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     run.log("end", genotype_hash=genotype.hash())
     dist.close()
     return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch)
+
+
+# ------------------------------------------------------------------------ data-parallel launch (dnas.distributed)
+
+
+def search_rank(cfg_fields: dict, run_path: str, resume: bool, progress: bool) -> dict:
+    """One rank of a search started by :func:`launch_search`: runs the bilevel loop and returns
+    what the launcher compares across ranks (genotype, architecture parameters and their digest)."""
+    from dnas.config import SearchConfig
+    from dnas.run import RunDir
+
+    cfg = SearchConfig(**cfg_fields)
+    result = run_bilevel_search(cfg, RunDir(run_path), resume=resume, progress=progress and os.environ.get("RANK") == "0")
+    return {
+        "rank": int(os.environ["RANK"]),
+        "genotype": result.genotype.to_dict(with_meta=False),
+        "arch_digest": result.arch_digest,
+        # numpy, not tensors: torch pickles tensors as shared-memory handles that die with this process
+        "arch": {k: v.cpu().numpy() for k, v in (result.arch or {}).items()},
+    }
+
+
+def launch_search(cfg, run, *, resume: bool = False, progress: bool = True):
+    """Run a search on ``cfg.nproc`` local ranks and return rank 0's
+    :class:`~dnas.strategies.bilevel.SearchResult`; raises if the ranks disagree on the
+    architecture (which the gradient all-reduce rules out; this is the check)."""
+    from dnas.genotype import load_genotype
+
+    from dnas.distributed import launch
+
+    outs = launch(cfg.nproc, search_rank, (cfg.model_dump(mode="json"), str(run.path), resume, progress))
+    digests = [o["arch_digest"] for o in outs]
+    if len(set(digests)) != 1 or any(o["genotype"] != outs[0]["genotype"] for o in outs):
+        raise DnasError(f"ranks ended with different architecture parameters (digests {digests}); this is a dnas bug, please report it")
+    genotype = load_genotype(run.genotype)
+    for o in outs:
+        o["arch"] = {k: torch.from_numpy(v) for k, v in o["arch"].items()}
+    return SearchResult(genotype, run.path, run.read_events("epoch"), arch_digest=digests[0], arch=outs[0]["arch"], ranks=outs)
