@@ -121,3 +121,19 @@ def test_search_with_fast_path_on_and_off_learns_the_same_architecture(tmp_path)
     for name in on.arch:
         _close(on.arch[name], off.arch[name], f"searched {name}")
     assert on.genotype == off.genotype
+
+
+def test_cli_plain_flag_reaches_the_config(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "plain"
+    p = subprocess.run([sys.executable, "-m", "dnas", "search", "--plain", "--data", "digits", "--image-size", "8",
+                        "--init-channels", "4", "--layers", "3", "--batch-size", "32", "--max-samples", "60",
+                        "--epochs", "1", "--warmup-epochs", "0", "--guard", "off", "--threads", "1", "--quiet",
+                        "--out", str(out)],
+                       capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
+                                                            "PYTHONPATH": str(Path(dnas.__file__).parents[1])})
+    assert p.returncode == 0, p.stderr
+    assert "fast: false" in (out / "config.yaml").read_text()
