@@ -34,6 +34,7 @@ def search(
     max_samples: Optional[int] = typer.Option(None, min=10),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N]"),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 is best on a busy machine)"),
+    fast: Optional[bool] = typer.Option(None, "--fast/--plain", help="fast edge path (default; same values and gradients, less memory) or the plain op-by-op path"),
     space: str = typer.Option("darts", help="darts (cell search) | hierarchical (H-DAS; or use an hdas preset) | fbnetv2 (mobile channel/resolution masking) | nb201 (tabular benchmark) | generalized (bohb-alt)"),
     cell: Optional[str] = typer.Option(None, "--cell", help="hdas-stage: the fixed cell, a published name (DARTS_V2) or a genotype JSON file"),
     strategy: Optional[str] = typer.Option(None, help="bilevel (supernet search) | random | evolution | local-search | bohb | bohb-gcn | nsga2 (discrete, with --evaluator)"),
@@ -101,7 +102,7 @@ def search(
 
     overrides = dict(
         data=data, epochs=epochs, seed=seed, relaxation=relaxation, selection=selection, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, batch_size=batch_size,
-        init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
+        init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads, fast=fast,
         strategy=strategy, cell=cell, space=space if space != "darts" else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
         latency_predictor=latency_predictor,
