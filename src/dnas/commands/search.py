@@ -25,6 +25,7 @@ def search(
     guard: Optional[str] = typer.Option(None, "--guard", help="collapse guard: off | log (default: per-epoch Hessian eigenvalue, parameter-free share) | stop (also stop early on collapse)"),
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
     warmup_epochs: Optional[int] = typer.Option(None, min=0, help="epochs of weight training before architecture steps"),
+    arch_lr: Optional[float] = typer.Option(None, "--arch-lr", help="Adam learning rate of the architecture parameters"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     init_channels: Optional[int] = typer.Option(None, min=2),
     layers: Optional[int] = typer.Option(None, min=1),
@@ -76,7 +77,7 @@ def search(
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, warmup_epochs=warmup_epochs, batch_size=batch_size,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, warmup_epochs=warmup_epochs, arch_lr=arch_lr, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
         strategy=strategy, cell=cell, space=space if space in ("hierarchical", "fbnetv2") else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
@@ -99,6 +100,11 @@ def search(
                    "val_acc": result.history[-1]["val_acc"] if result.history else None})
         return
     say(quiet, search_summary(result))
+    verdict = _decision_of(result)
+    if verdict and verdict.get("decided") is False:
+        from dnas.decision import undecided_warning
+
+        typer.echo(undecided_warning(verdict), err=True)
     if quiet:
         typer.echo(result.genotype.to_json(indent=None))
 
@@ -166,6 +172,7 @@ def search_summary(result) -> str:
     stop = g.meta.get("guard_stop")
     if stop:
         lines.append(f"collapse guard stopped the search: {stop.get('reason')} (kept epoch {int(stop.get('chosen_epoch', 0)) + 1})")
+    lines.extend(_margin_lines(_decision_of(result)))
     lines.append(f"genotype {g.hash()}")
     if getattr(g, "space", "darts") == "fbnetv2":  # no cells: per-block channels and a resolution
         lines.append(f"  {g}")
@@ -180,3 +187,30 @@ def search_summary(result) -> str:
     if (run / "tb").exists():
         lines.append(f"  tensorboard --logdir {run}")
     return "\n".join(lines)
+
+
+def _decision_of(result) -> dict | None:
+    """The search's verdict (:mod:`dnas.decision`): on the result, else in its result.json."""
+    verdict = getattr(result, "decision", None)
+    if verdict is None:
+        import json
+
+        path = Path(result.run_dir) / "result.json"
+        try:
+            verdict = json.loads(path.read_text()).get("decision") if path.exists() else None
+        except (OSError, ValueError):
+            verdict = None
+    return verdict
+
+
+def _margin_lines(verdict: dict | None) -> list[str]:
+    """Mean top-1 against uniform, and per edge ``top-1/margin`` of the softmaxed op weights."""
+    if not verdict or not verdict.get("choices"):
+        return []
+    word = "decided" if verdict["decided"] else "NOT decided"
+    lines = [f"architecture weights: mean top-1 {verdict['mean_top1']:.3f} = {verdict['top1_ratio']:.2f}x uniform "
+             f"({verdict['uniform']:.3f}); mean margin {verdict['mean_margin']:.3f}, min {verdict['min_margin']:.3f} "
+             f"({word}: threshold {verdict['threshold']})"]
+    for group, rows in verdict.get("edges", {}).items():
+        lines.append(f"  {group} top-1/margin per edge: " + " ".join(f"{t:.2f}/{m:.2f}" for t, m in rows))
+    return lines
