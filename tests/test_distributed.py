@@ -105,7 +105,9 @@ def _doubled_rank(fields, run_path):
     import dnas.searchdata
 
     dnas.searchdata.search_batches = _doubled_batches
-    out = distributed.search_rank(fields, run_path, False, False)
+    from dnas.strategies.bilevel import search_rank
+
+    out = search_rank(fields, run_path, False, False)
     out["state"] = {k: v.numpy() for k, v in torch.load(f"{run_path}/checkpoint.pt", weights_only=True)["model"].items()
                     if v.is_floating_point()} if out["rank"] == 0 else None
     return out

@@ -32,7 +32,7 @@ class SearchConfig(BaseModel):
     train_portion: float = Field(0.5, gt=0.0, lt=1.0, description="share of the non-test data for weights; the rest trains the architecture")
     search_augment: bool = Field(False, description="augment both search splits as the DARTS / PC-DARTS search code does: random crop with zero padding (4 px at 32 px, scaled with the image) and, for RGB only, a horizontal flip (on in the darts / pc-darts presets)")
     # space and relaxation
-    space: Literal["darts", "hierarchical", "fbnetv2"] = Field("darts", description="darts (one repeated cell) | hierarchical (H-DAS: per-stage cells and/or stage layouts) | fbnetv2 (mobile blocks: channel and resolution masking)")
+    space: str = Field("darts", description="darts (one repeated cell) | nb201 (NAS-Bench-201 cell; layers = 3N) | hierarchical (H-DAS: per-stage cells and/or stage layouts) | fbnetv2 (mobile blocks: channel and resolution masking) | any registered space with a supernet")
     primitives: list[str] = Field(default_factory=lambda: list(DARTS_PRIMITIVES))
     steps: int = Field(4, ge=1, le=8)
     multiplier: int = Field(4, ge=1, le=8)
@@ -122,9 +122,16 @@ class SearchConfig(BaseModel):
         # The cost term and the fbnetv2 supernet register themselves on import.
         if self.cost_objective != "none":
             import dnas.costloss  # noqa: F401
-        if self.space == "fbnetv2":
-            import dnas.spaces.mobile  # noqa: F401
         return self
+
+    @field_validator("space")
+    @classmethod
+    def _known_space(cls, v: str) -> str:
+        from dnas.spaces.base import space_names
+
+        if v not in space_names():
+            raise ValueError(f"unknown search space {v!r}; choose one of: {', '.join(space_names())}")
+        return v
 
     @model_validator(mode="after")
     def _warmup_leaves_arch_steps(self) -> "SearchConfig":

@@ -97,7 +97,11 @@ def _known_ops() -> list[str]:
 
 #: Genotype kinds of other spaces, read by their own class: ``space -> "module:Class"``
 #: (imported lazily so the genotype module stays free of model code).
-SPACE_READERS: dict[str, str] = {"network": "dnas.evolve.network:NetworkGenotype", "fbnetv2": "dnas.spaces.mobile:MobileGenotype"}
+SPACE_READERS: dict[str, str] = {
+    "network": "dnas.evolve.network:NetworkGenotype",
+    "fbnetv2": "dnas.spaces.mobile:MobileGenotype",
+    "nb201": "dnas.spaces.nb201:NB201Arch",
+}
 
 
 @dataclass(frozen=True)

@@ -51,15 +51,24 @@ from dnas.ops import PARAMETER_FREE
 # ---------------------------------------------------------------------------- measurements
 
 
+def _ops(genotype) -> list[str]:
+    """The op names of a cell genotype (DARTS: both cells) or of any space's architecture
+    that lists its ops (NB201: ``ops``)."""
+    if hasattr(genotype, "normal"):
+        return [op for op, _ in list(genotype.normal) + list(genotype.reduce)]
+    return list(getattr(genotype, "ops", ()))
+
+
 def param_free_share(genotype: Genotype) -> float:
     """Share of parameter-free ops among all ops of the genotype's cells."""
-    ops = [op for op, _ in list(genotype.normal) + list(genotype.reduce)]
+    ops = _ops(genotype)
     return sum(op in PARAMETER_FREE for op in ops) / max(len(ops), 1)
 
 
 def skip_count(genotype: Genotype) -> int:
-    """Skip-connects in the normal cell."""
-    return sum(op == "skip_connect" for op, _ in genotype.normal)
+    """Skip-connects in the normal cell (in the one cell of single-cell spaces)."""
+    ops = [op for op, _ in genotype.normal] if hasattr(genotype, "normal") else _ops(genotype)
+    return sum(op == "skip_connect" for op in ops)
 
 
 def _val_loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,8 @@ from dnas.ops import ReLUConvBN
 from dnas.relax import RELAXATIONS, Relaxation, make_relaxation, num_edges
 from dnas.spaces.darts import DartsSpace
 from dnas.spaces.hierarchical import HierarchicalSpace, end_choices, end_concat, size_penalty, stage_sizes
-from dnas.supernet import ArchWeightSplit, SearchCell
+from dnas.archsplit import ArchWeightSplit
+from dnas.supernet import SearchCell
 
 NUM_STAGES = 3
 
@@ -403,10 +404,14 @@ def hdas_aux_step(cfg, model):
 
 
 def _register() -> None:
-    from dnas.strategies.bilevel import ARCH_STEPS
+    from dnas.strategies.terms import ARCH_STEPS
 
     if "hdas" not in ARCH_STEPS:
         ARCH_STEPS.register("hdas", hdas_aux_step)
+    from dnas.spaces.base import SUPERNET_BUILDERS
+
+    if "hierarchical" not in SUPERNET_BUILDERS:
+        SUPERNET_BUILDERS.register("hierarchical", build_hierarchical_supernet)
 
 
 _register()

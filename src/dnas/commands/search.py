@@ -69,7 +69,7 @@ def search(
                                     workers=workers, ray_address=ray_address, **bohb)
         _print_generalized(result, as_json, quiet)
         return
-    if space not in ("darts", "hierarchical", "fbnetv2"):
+    if _is_discrete(space, strategy, evaluator, relaxation):
         if workers or ray_address:
             bohb.update(executor="ray", workers=workers, ray_address=ray_address)
         _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb)
@@ -79,7 +79,7 @@ def search(
     overrides = dict(
         data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, warmup_epochs=warmup_epochs, arch_lr=arch_lr, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
-        strategy=strategy, cell=cell, space=space if space in ("hierarchical", "fbnetv2") else None,
+        strategy=strategy, cell=cell, space=space if space != "darts" else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
         latency_predictor=latency_predictor,
     )
@@ -107,6 +107,21 @@ def search(
         typer.echo(undecided_warning(verdict), err=True)
     if quiet:
         typer.echo(result.genotype.to_json(indent=None))
+
+
+def _is_discrete(space: str, strategy: Optional[str], evaluator: Optional[str], relaxation: Optional[str]) -> bool:
+    """A black-box search (a discrete strategy scoring whole architectures with an evaluator)
+    rather than a bilevel supernet search: a discrete --strategy or an --evaluator was named,
+    or the space has no supernet."""
+    from dnas.spaces.base import SPACE_MODULES, SPACES, SUPERNET_BUILDERS, get_space
+
+    if strategy not in (None, "bilevel") or evaluator is not None:
+        return True
+    if relaxation is not None or strategy == "bilevel":
+        return False
+    if space in SUPERNET_BUILDERS or (space in SPACE_MODULES and space in ("darts", "hierarchical", "fbnetv2")):
+        return False
+    return not get_space(space).relaxations if (space in SPACES or space in SPACE_MODULES) else False
 
 
 def _saved_space(run_dir: Path) -> str | None:
@@ -174,7 +189,7 @@ def search_summary(result) -> str:
         lines.append(f"collapse guard stopped the search: {stop.get('reason')} (kept epoch {int(stop.get('chosen_epoch', 0)) + 1})")
     lines.extend(_margin_lines(_decision_of(result)))
     lines.append(f"genotype {g.hash()}")
-    if getattr(g, "space", "darts") == "fbnetv2":  # no cells: per-block channels and a resolution
+    if not hasattr(g, "normal"):  # no DARTS cells (fbnetv2: channels and a resolution; nb201: one cell string)
         lines.append(f"  {g}")
     else:
         lines.append("  normal: " + ", ".join(f"{o}<-{i}" for o, i in g.normal) + f"  concat {list(g.normal_concat)}")

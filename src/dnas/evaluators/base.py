@@ -16,6 +16,7 @@ and ``make_evaluator("train:3")`` (and the CLI's ``--evaluator train:3``) builds
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Protocol, Sequence, runtime_checkable
 
@@ -60,6 +61,9 @@ def finite_archs(evaluator: Evaluator) -> Sequence[Hashable] | None:
     return fn() if callable(fn) else None
 
 
+#: Modules that register the built-in evaluator kinds (imported on first use).
+EVALUATOR_MODULES: list[str] = ["dnas.evaluators.tabular"]
+
 #: ``kind -> factory(arg: str) -> Evaluator``; ``arg`` is the text after ``kind:``.
 EVALUATORS: Registry[Callable[[str], Evaluator]] = Registry("evaluator")
 
@@ -71,7 +75,8 @@ def make_evaluator(spec: "str | Evaluator") -> Evaluator:
         if isinstance(spec, Evaluator):
             return spec
         raise ConfigError(f"evaluator: expected 'kind:arg' or an Evaluator, got {type(spec).__name__}")
-    import dnas.evaluators.tabular  # noqa: F401  (registers "tabular")
+    for module in EVALUATOR_MODULES:  # built-in kinds register themselves on import
+        importlib.import_module(module)
 
     kind, sep, arg = spec.partition(":")
     if not sep or not kind:

@@ -26,7 +26,7 @@ from dnas.genotype import Genotype
 from dnas.spaces.nb201 import NB201Arch
 
 #: Record files shipped with dnas, usable by name (``tabular:nb201_cifar10``).
-BUILTIN_TABLES = {"nb201_cifar10": "nb201_cifar10.json"}
+BUILTIN_TABLES = {"nb201_cifar10": "nb201_cifar10.json", "nb301_cifar10": "nb301_cifar10.json"}
 _GENOTYPE_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 _COST_FIELDS = ("flops_m", "params_m")
 
@@ -72,8 +72,13 @@ def arch_key(arch: Any) -> Hashable:
 
 
 def _plain(g: Genotype) -> Genotype:
-    """Drop ``meta``/``space`` differences so equal cells compare equal."""
-    return Genotype(g.normal, g.normal_concat, g.reduce, g.reduce_concat)
+    """The DARTS cell space's canonical form (each node's two edges sorted by input, no
+    ``meta``/``space``), so equal cells compare equal however a record lists a node's edges."""
+    from dnas.spaces.base import get_space
+
+    if len(g.normal) % 2 or len(g.reduce) % 2 or g.is_hierarchical:
+        return Genotype(g.normal, g.normal_concat, g.reduce, g.reduce_concat)
+    return get_space("darts", steps=len(g.normal) // 2).canonical(g)
 
 
 def load_records(source: "str | os.PathLike | list") -> tuple[str, list[dict]]:

@@ -20,11 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dnas.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201Arch, parse_arch
-
-#: Node types of the DAG encoding (columns of the node-feature matrix).
-NODE_TYPES: tuple[str, ...] = ("input", *NB201_OPS, "output")
-DAG_NODES = len(NB201_EDGES) + 2
+from dnas.spaces.nb201 import DAG_NODES, NB201_EDGES, NB201_OPS, NODE_TYPES, NB201Arch, nb201_dag, parse_arch  # noqa: F401
 
 
 def onehot(arch: "NB201Arch | str") -> np.ndarray:
@@ -34,36 +30,6 @@ def onehot(arch: "NB201Arch | str") -> np.ndarray:
     for k, op in enumerate(a.ops):
         m[k, NB201_OPS.index(op)] = 1.0
     return m.reshape(-1)
-
-
-def _dag_adjacency() -> np.ndarray:
-    """The op-node adjacency is the same for every NB201 arch; only node features differ."""
-    A = np.zeros((DAG_NODES, DAG_NODES), np.float32)
-    out = DAG_NODES - 1
-    for k, (src, dst) in enumerate(NB201_EDGES):
-        if src == 0:
-            A[0, k + 1] = 1.0
-        for k2, (src2, _) in enumerate(NB201_EDGES):
-            if src2 == dst:
-                A[k + 1, k2 + 1] = 1.0
-        if dst == 3:
-            A[k + 1, out] = 1.0
-    return A
-
-
-_ADJ = _dag_adjacency()
-
-
-def nb201_dag(arch: "NB201Arch | str") -> tuple[np.ndarray, np.ndarray]:
-    """``(A, X)``: the 8x8 directed adjacency (``A[u, v] = 1`` for ``u -> v``) and the 8x7
-    node-type one-hot matrix of the op-node DAG (see module docstring)."""
-    a = parse_arch(arch)
-    X = np.zeros((DAG_NODES, len(NODE_TYPES)), np.float32)
-    X[0, 0] = 1.0
-    X[-1, -1] = 1.0
-    for k, op in enumerate(a.ops):
-        X[k + 1, 1 + NB201_OPS.index(op)] = 1.0
-    return _ADJ.copy(), X
 
 
 def dag_batch(archs: Sequence["NB201Arch | str"]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from dnas.errors import ConfigError
-from dnas.predictors.encodings import NODE_TYPES, dag_batch
 from dnas.predictors.mlp import NeuralPredictor
 
 
@@ -63,10 +63,14 @@ class GCNPredictor(NeuralPredictor):
         if layers < 1:
             raise ConfigError(f"gcn layers: must be >= 1, got {layers}")
         self.layers, self.readout = int(layers), readout
-        GCN(len(NODE_TYPES), 1, 1, readout)  # validate readout early
+        GCN(1, 1, 1, readout)  # validate readout early
 
     def build(self) -> nn.Module:
-        return GCN(len(NODE_TYPES), self.hidden, self.layers, self.readout)
+        return GCN(self.n_features, self.hidden, self.layers, self.readout)
 
     def features(self, archs: Sequence[Any]) -> tuple[torch.Tensor, ...]:
-        return dag_batch(archs)
+        """``(A, X)`` batches of the space's op-node DAGs (:meth:`~dnas.spaces.base.SearchSpace.graph`)."""
+        pairs = [self.space.graph(a) for a in archs]
+        A = torch.from_numpy(np.stack([p[0] for p in pairs]))
+        X = torch.from_numpy(np.stack([p[1] for p in pairs]))
+        return A, X

@@ -124,8 +124,13 @@ class DartsLatencySpace:
 
 
 def make_space(name: str, **shape: Any):
-    if name == "fbnetv2" and name not in LATENCY_SPACES:
-        import dnas.spaces.mobile  # noqa: F401  (registers itself)
+    if name not in LATENCY_SPACES:
+        import importlib
+
+        from dnas.spaces.base import SPACE_MODULES
+
+        if name in SPACE_MODULES:  # a space module registers its latency space on import (fbnetv2)
+            importlib.import_module(SPACE_MODULES[name])
     cls = LATENCY_SPACES.get(name, "space")
     try:
         return cls(**shape)

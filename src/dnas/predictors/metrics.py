@@ -40,9 +40,12 @@ def _load(records: "str | os.PathLike | list") -> list[dict]:
     from dnas.evaluators.tabular import load_records
 
     src, recs = load_records(records)
-    if not isinstance(recs[0]["key"], NB201Arch):
-        raise DataError(f"records {src}: predictors encode NB201 architectures ('arch' records) only")
     return recs
+
+
+def records_space(recs: list[dict]) -> str:
+    """The space a records list holds (NB201 'arch' strings or DARTS-style genotypes)."""
+    return "nb201" if isinstance(recs[0]["key"], NB201Arch) else "darts"
 
 
 def predictor_evaluate(
@@ -67,7 +70,11 @@ def predictor_evaluate(
         raise ConfigError("seeds: need at least one seed")
     if not 2 <= train_size <= len(recs) - 2:
         raise ConfigError(f"train_size: must be in [2, {len(recs) - 2}] for {len(recs)} records, got {train_size}")
-    factory = (lambda **kw: make_predictor(predictor, **kw)) if isinstance(predictor, str) else predictor
+    if isinstance(predictor, str):
+        options = {"space": records_space(recs), **options}
+        factory = lambda **kw: make_predictor(predictor, **kw)  # noqa: E731
+    else:
+        factory = predictor
     archs = [r["key"] for r in recs]
     acc = np.array([r["val_accuracy"] for r in recs])
     cost = {k: np.array([r.get(k, np.nan) for r in recs]) for k in ("params_m", "flops_m")}

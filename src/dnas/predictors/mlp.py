@@ -27,7 +27,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dnas.errors import ConfigError
-from dnas.predictors.encodings import onehot_batch
 
 LOSSES = ("mse", "rank", "both")
 
@@ -61,6 +60,7 @@ class NeuralPredictor:
         weight_decay: float = 5e-4,
         hidden: int = 64,
         ensemble: int = 3,
+        space: Any = "nb201",
     ):
         if loss not in LOSSES:
             raise ConfigError(f"predictor loss: must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -70,6 +70,14 @@ class NeuralPredictor:
         self.weight_decay, self.hidden, self.ensemble = float(weight_decay), int(hidden), int(ensemble)
         self.members: list[tuple[nn.Module, float, float]] = []
         self.y_mean, self.y_std = 0.0, 1.0
+        from dnas.spaces.base import get_space
+
+        #: The space whose encodings the predictor reads (any :class:`~dnas.spaces.base.SearchSpace`).
+        self.space = get_space(space)
+        self.n_features = 0
+
+    def _archs(self, archs: Sequence[Any]) -> list[Any]:
+        return [self.space.parse(a) for a in archs]
 
     # ------------------------------------------------------------------ subclass hooks
     def build(self) -> nn.Module:
@@ -99,7 +107,8 @@ class NeuralPredictor:
         self.y_mean = float(y.mean())
         self.y_std = float(y.std()) or 1.0
         yn = (y - self.y_mean) / self.y_std
-        feats = self.features(archs)
+        feats = self.features(self._archs(archs))
+        self.n_features = int(feats[-1].shape[-1])
         self.members = []
         with torch.random.fork_rng(devices=[]), single_thread():
             for m in range(self.ensemble):
@@ -121,7 +130,7 @@ class NeuralPredictor:
         """Accuracy-scaled scores for ``archs`` (higher = predicted better)."""
         if not self.members:
             raise ConfigError("predictor: call fit() before predict()")
-        feats = self.features(archs)
+        feats = self.features(self._archs(archs))
         total = torch.zeros(len(archs))
         with torch.no_grad(), single_thread():
             for model, mu, sd in self.members:
@@ -143,10 +152,11 @@ class MLP(nn.Module):
 
 
 class MLPPredictor(NeuralPredictor):
-    """The baseline: an MLP on the 30-value edge-op one-hot (:func:`~dnas.predictors.encodings.onehot`)."""
+    """The baseline: an MLP on the flat one-hot of the space's categorical encoding
+    (:meth:`~dnas.spaces.base.SearchSpace.onehot`; NB201: 6 edges x 5 ops = 30 values)."""
 
     def build(self) -> nn.Module:
-        return MLP(30, self.hidden)
+        return MLP(self.n_features, self.hidden)
 
     def features(self, archs: Sequence[Any]) -> tuple[torch.Tensor, ...]:
-        return (onehot_batch(archs),)
+        return (torch.from_numpy(np.stack([self.space.onehot(a) for a in archs])),)

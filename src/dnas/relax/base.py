@@ -28,18 +28,27 @@ from dnas.registry import Registry
 RELAXATIONS: Registry[type["Relaxation"]] = Registry("relaxation")
 
 
-def node_slices(steps: int) -> list[slice]:
-    """Edge index ranges of each intermediate node: node i has edges from the 2 inputs and the
-    i earlier nodes, so the slices are [0:2], [2:5], [5:9], [9:14] for 4 steps."""
+def node_inputs(steps: "int | Sequence[int]") -> list[int]:
+    """Number of incoming edges of each node. An int is the DARTS cell's ``steps`` (node i reads
+    the 2 cell inputs and the i earlier nodes: 2, 3, 4, 5 for 4 steps); another space's
+    supernet passes its own per-node counts (NB201: 1, 2, 3)."""
+    if isinstance(steps, int):
+        return [i + 2 for i in range(steps)]
+    return [int(n) for n in steps]
+
+
+def node_slices(steps: "int | Sequence[int]") -> list[slice]:
+    """Edge index ranges of each node's incoming edges, edges listed node by node: for the
+    DARTS cell (an int ``steps``) [0:2], [2:5], [5:9], [9:14]; see :func:`node_inputs`."""
     out, start = [], 0
-    for i in range(steps):
-        out.append(slice(start, start + i + 2))
-        start += i + 2
+    for n in node_inputs(steps):
+        out.append(slice(start, start + n))
+        start += n
     return out
 
 
-def num_edges(steps: int) -> int:
-    return sum(i + 2 for i in range(steps))
+def num_edges(steps: "int | Sequence[int]") -> int:
+    return sum(node_inputs(steps))
 
 
 class SharedReluOps(nn.Module):

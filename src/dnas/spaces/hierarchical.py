@@ -183,3 +183,4 @@ class HierarchicalSpace:
 
     def expected_depths(self, link_weights: Sequence[torch.Tensor]) -> torch.Tensor:
         return expected_depths(link_weights, self.link_primitives, self.window)
+

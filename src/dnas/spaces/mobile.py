@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from dnas.errors import ConfigError, GenotypeError
 from dnas.relax.masking import channel_mask, prefix_masks
-from dnas.supernet import ArchWeightSplit
+from dnas.archsplit import ArchWeightSplit
 
 FORMAT = "dnas.genotype"
 
@@ -544,7 +544,7 @@ class MobileLatencySpace:
 
 def _register() -> None:
     from dnas.predictors.latency import LATENCY_SPACES
-    from dnas.strategies.bilevel import SUPERNETS
+    from dnas.spaces.base import SUPERNET_BUILDERS as SUPERNETS
 
     if "fbnetv2" not in SUPERNETS:
         SUPERNETS.register("fbnetv2", build_fbnetv2_supernet)

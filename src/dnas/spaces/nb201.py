@@ -25,8 +25,8 @@ import hashlib
 import itertools
 import random as _random
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -87,7 +87,14 @@ class NB201Arch:
     Immutable and hashable, so it can key dicts and sets (tabular lookups, search histories).
     """
 
+    #: Genotype-reader protocol (:data:`dnas.genotype.SPACE_READERS`): the space and the network
+    #: that :func:`dnas.models.build_network` builds for this genotype.
+    space: ClassVar[str] = SPACE
+    network: ClassVar[str] = "nb201"
+
     ops: tuple[str, ...]
+    #: Free-form provenance (seed, method, run); ignored by equality and the hash.
+    meta: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         ops = tuple(self.ops)
@@ -147,11 +154,35 @@ class NB201Arch:
         return f"NB201Arch({str(self)!r})"
 
     # ------------------------------------------------------------------ JSON
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "space": SPACE, "arch": str(self)}
+    def to_dict(self, with_meta: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {"format": FORMAT, "version": VERSION, "space": SPACE, "arch": str(self)}
+        if with_meta and self.meta:
+            d["meta"] = dict(self.meta)
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def save(self, path: "str | Any") -> Any:
+        """Write the genotype JSON file atomically."""
+        from dnas.io import write_text
+
+        return write_text(path, self.to_json() + "\n")
+
+    def with_meta(self, **meta: Any) -> "NB201Arch":
+        return NB201Arch(self.ops, {**self.meta, **meta})
+
+    def validate(self) -> "NB201Arch":
+        return self
+
+    @property
+    def is_hierarchical(self) -> bool:
+        return False
 
     @classmethod
-    def from_dict(cls, d: Any) -> "NB201Arch":
+    def from_dict(cls, d: Any, ops: Any = None) -> "NB201Arch":
         if not isinstance(d, dict):
             raise GenotypeError(f"nb201 genotype: expected a JSON object, got {type(d).__name__}")
         if d.get("format", FORMAT) != FORMAT:
@@ -166,7 +197,9 @@ class NB201Arch:
             raise GenotypeError(f"nb201 genotype: unknown field(s) {', '.join(sorted(unknown))}")
         if "arch" not in d:
             raise GenotypeError("nb201 genotype.arch: missing required field (the |op~0|+... string)")
-        return cls.parse(d["arch"])
+        a = cls.parse(d["arch"])
+        meta = d.get("meta")
+        return cls(a.ops, dict(meta)) if isinstance(meta, dict) else a
 
     def hash(self) -> str:
         """A stable 16-hex-digit hash of the architecture string."""
@@ -394,8 +427,8 @@ class NB201RegisteredNetwork(NB201Network):
 
         if layers < 3 or layers % 3:
             raise ConfigError(f"layers: NB201 has 3 stages of N cells, so layers must be a multiple of 3, got {layers}")
-        if auxiliary:
-            raise ConfigError("auxiliary: the NB201 network has no auxiliary head; drop --auxiliary")
+        # The NB201 network has no auxiliary head (the benchmark trains without one), so an
+        # auxiliary request (the DARTS trainer's default) trains the plain network.
         super().__init__(parse_arch(genotype), C=C, N=layers // 3, num_classes=num_classes, in_channels=in_channels)
         self.drop_path_prob = drop_path_prob
 
@@ -414,3 +447,235 @@ def _register_network() -> None:
 
 
 _register_network()
+
+
+# ---------------------------------------------------------------------------- graph encoding
+import numpy as np  # noqa: E402
+
+#: Node types of the DAG encoding (columns of the node-feature matrix).
+NODE_TYPES: tuple[str, ...] = ("input", *NB201_OPS, "output")
+DAG_NODES = len(NB201_EDGES) + 2
+
+
+def onehot(arch: "NB201Arch | str") -> np.ndarray:
+    """The flattened 6x5 edge-op one-hot matrix (float32, length 30)."""
+    a = parse_arch(arch)
+    m = np.zeros((len(NB201_EDGES), len(NB201_OPS)), np.float32)
+    for k, op in enumerate(a.ops):
+        m[k, NB201_OPS.index(op)] = 1.0
+    return m.reshape(-1)
+
+
+def _dag_adjacency() -> np.ndarray:
+    """The op-node adjacency is the same for every NB201 arch; only node features differ."""
+    A = np.zeros((DAG_NODES, DAG_NODES), np.float32)
+    out = DAG_NODES - 1
+    for k, (src, dst) in enumerate(NB201_EDGES):
+        if src == 0:
+            A[0, k + 1] = 1.0
+        for k2, (src2, _) in enumerate(NB201_EDGES):
+            if src2 == dst:
+                A[k + 1, k2 + 1] = 1.0
+        if dst == 3:
+            A[k + 1, out] = 1.0
+    return A
+
+
+_ADJ = _dag_adjacency()
+
+
+def nb201_dag(arch: "NB201Arch | str") -> tuple[np.ndarray, np.ndarray]:
+    """``(A, X)``: the 8x8 directed adjacency (``A[u, v] = 1`` for ``u -> v``) and the 8x7
+    node-type one-hot matrix of the op-node DAG (see module docstring)."""
+    a = parse_arch(arch)
+    X = np.zeros((DAG_NODES, len(NODE_TYPES)), np.float32)
+    X[0, 0] = 1.0
+    X[-1, -1] = 1.0
+    for k, op in enumerate(a.ops):
+        X[k + 1, 1 + NB201_OPS.index(op)] = 1.0
+    return _ADJ.copy(), X
+
+
+# ---------------------------------------------------------------------------- one-shot supernet
+# The NAS-Bench-201 one-shot supernet under any cell relaxation (the NB201 one-shot benchmark:
+# DARTS, PC-DARTS, GDAS, ... searching the NB201 cell).
+#
+# As in the benchmark's reference search code (AutoDL-Projects ``TinyNetworkDarts`` /
+# ``TinyNetworkGDAS``): the macro skeleton of the evaluation network (3x3 conv stem, 3 stages of
+# ``N`` cells at C, 2C, 4C joined by ResNet basic blocks, BN + ReLU, global pooling, linear), every
+# cell a mixed op on each of the 6 edges, and **one** set of architecture parameters ``alpha``
+# (6 edges x 5 ops, 1e-3·N(0,1)) shared by all cells. Derivation is the reference's: the
+# strongest op per edge, ``none`` included (an NB201 cell may cut an edge).
+#
+# Edges are grouped by their destination node (1, 2 and 3 incoming edges), which is what
+# edge-normalising relaxations (PC-DARTS's beta) normalise over.
+#
+# Where this differs from the reference: the mixed op comes from the relaxation's
+# ``mixed_op`` (shared with the DARTS supernet), which follows the DARTS search cell in putting a
+# non-affine BatchNorm after pooling candidates; the NB201 reference search cell has none.
+import torch.nn.functional as F  # noqa: E402
+
+from dnas.archsplit import ArchWeightSplit  # noqa: E402
+from dnas.relax.base import Relaxation  # noqa: E402
+
+#: Incoming edges per node (nodes 1, 2, 3), in edge order: the relaxations' node grouping.
+NB201_NODE_INPUTS: tuple[int, ...] = tuple(sum(1 for _, d in NB201_EDGES if d == j) for j in range(1, NB201_NODES))
+
+
+class NB201MixedCell(nn.Module):
+    """One NB201 cell with a relaxation's mixed op on every edge."""
+
+    def __init__(self, relax: Relaxation, C: int, primitives=NB201_OPS) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(relax.mixed_op(C, 1, list(primitives)) for _ in NB201_EDGES)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None) -> torch.Tensor:
+        nodes = [x]
+        for j in range(1, NB201_NODES):
+            s = None
+            for k, (src, dst) in enumerate(NB201_EDGES):
+                if dst != j:
+                    continue
+                y = self.edges[k](nodes[src], weights[k])
+                if edge_w is not None:
+                    y = edge_w[k] * y
+                s = y if s is None else s + y
+            nodes.append(s)
+        return nodes[-1]
+
+
+class NB201Supernet(ArchWeightSplit, nn.Module):
+    """The NB201 search network (see the module docstring); ``genotype()`` is an :class:`NB201Arch`."""
+
+    def __init__(self, relax: Relaxation, *, C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        self.relax = relax
+        self.steps = NB201_NODE_INPUTS  # what relaxations group edges by
+        self.stem, layers, C_prev = nb201_skeleton(C, N, in_channels, lambda width: NB201MixedCell(relax, width))
+        self.layers = nn.ModuleList(layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU())
+        self.classifier = nn.Linear(C_prev, num_classes)
+        self.alpha = nn.Parameter(1e-3 * torch.randn(len(NB201_EDGES), len(NB201_OPS)))
+        if relax.uses_edge_params:
+            self.beta = nn.Parameter(1e-3 * torch.randn(*relax.edge_param_shape(self.steps)))
+        else:
+            self.beta = None
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.alpha] if self.beta is None else [self.alpha, self.beta]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.relax.op_weights(self.alpha, training=self.training)
+        e = self.relax.forward_edge_weights(self.beta, self.steps, training=self.training)
+        out = self.stem(x)
+        for layer in self.layers:
+            out = layer(out, w, e) if isinstance(layer, NB201MixedCell) else layer(out)
+        out = self.lastact(out)
+        return self.classifier(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+    def derive_weights(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.relax.derive_weights(self.alpha, self.beta, self.steps)
+
+    def genotype(self, **meta: Any) -> NB201Arch:
+        return NB201Arch.from_weights(self.derive_weights()).with_meta(**meta)
+
+    def arch_summary(self) -> dict:
+        with torch.no_grad():
+            d = {"cell": F.softmax(self.alpha, -1).tolist()}
+            if self.beta is not None:
+                ew = self.relax.edge_weights(self.beta, self.steps)
+                if ew is not None:
+                    d["edge_cell"] = ew.tolist()
+        return d
+
+
+# ---------------------------------------------------------------------------- the SearchSpace
+import numpy as _np  # noqa: E402
+
+from dnas.spaces.base import SearchSpace, register_space  # noqa: E402
+
+
+@register_space("nb201")
+class NB201Space(SearchSpace):
+    """The NAS-Bench-201 cell space (5**6 = 15625 cells): one op per edge, every vector valid.
+
+    Graph view: the op-node DAG of NB201 predictor papers (:func:`dnas.predictors.encodings.nb201_dag`).
+    Supernet: :class:`NB201Supernet` under the cell relaxations
+    (``topo`` does not apply: NB201 keeps every edge). ``cost`` uses the exact parameter formula
+    of the benchmark's network for ``params``.
+    """
+
+    relaxations = ("darts", "pc", "gdas", "msg")
+    input_shape = (3, 32, 32)
+
+    def parse(self, obj: Any) -> NB201Arch:
+        if isinstance(obj, str) and not obj.strip().startswith("|"):
+            from pathlib import Path
+
+            p = Path(obj)
+            if p.is_dir():
+                p = p / "genotype.json"
+            if p.is_file():
+                import json
+
+                try:
+                    return NB201Arch.from_dict(json.loads(p.read_text()))
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                    raise GenotypeError(f"{p}: not a readable nb201 genotype file ({e})") from None
+        if isinstance(obj, dict) and "format" not in obj and "arch" in obj:
+            return NB201Arch.parse(obj["arch"])  # a records entry
+        return parse_arch(obj)
+
+    def to_dict(self, arch: NB201Arch) -> dict:
+        return arch.to_dict(with_meta=False)
+
+    def to_str(self, arch: NB201Arch) -> str:
+        return str(arch)
+
+    def hash(self, arch: NB201Arch) -> str:
+        return arch.hash()
+
+    def op_names(self, arch: NB201Arch) -> list[str]:
+        return list(arch.ops)
+
+    @property
+    def cardinalities(self) -> tuple[int, ...]:
+        return (len(NB201_OPS),) * len(NB201_EDGES)
+
+    def encode(self, arch: NB201Arch) -> list[int]:
+        return [NB201_OPS.index(o) for o in arch.ops]
+
+    def decode(self, vector) -> NB201Arch:
+        v = [int(x) for x in vector]
+        if len(v) != len(NB201_EDGES) or any(not 0 <= x < len(NB201_OPS) for x in v):
+            raise ValueError(f"nb201 space: vector {v} outside the cardinalities")
+        return NB201Arch(tuple(NB201_OPS[x] for x in v))
+
+    def sample(self, rng) -> NB201Arch:
+        return NB201Arch.random(rng)
+
+    def neighbours(self, arch: NB201Arch) -> list[NB201Arch]:
+        return arch.neighbours()
+
+    def graph(self, arch: NB201Arch) -> tuple[_np.ndarray, _np.ndarray]:
+        return nb201_dag(arch)
+
+    def build(self, arch: NB201Arch, *, num_classes: int = 10, in_channels: int | None = None, C: int = 16,
+              N: int = 5, **_: Any) -> nn.Module:
+        return NB201Network(parse_arch(arch), C=C, N=N, num_classes=num_classes, in_channels=in_channels or 3)
+
+    def cost(self, arch: NB201Arch, metric: str = "params", *, num_classes: int = 10, image_size: int | None = None,
+             **net_opts: Any) -> float:
+        if metric == "params":
+            return nb201_param_count(arch, C=net_opts.get("C", 16), N=net_opts.get("N", 5), num_classes=num_classes,
+                                     in_channels=net_opts.get("in_channels", 3)) / 1e6
+        return super().cost(arch, metric, num_classes=num_classes, image_size=image_size, **net_opts)
+
+    def supernet(self, cfg: Any, num_classes: int, in_channels: int):
+        from dnas.relax import relaxation_from_config
+
+        self.check_relaxation(cfg.relaxation)
+        N = max(1, cfg.layers // 3)
+        return NB201Supernet(relaxation_from_config(cfg), C=cfg.init_channels, N=N, num_classes=num_classes,
+                             in_channels=in_channels)

@@ -38,11 +38,11 @@ Rules every strategy follows:
 
 Spaces
 ------
-A :class:`DiscreteSpace` gives a strategy what it needs to know about the architectures:
-``sample`` (uniform random), ``neighbours`` (one-edge changes, for mutation / local search),
+A strategy knows a space only through :class:`dnas.spaces.base.SearchSpace`: ``sample``
+(uniform random), ``neighbours`` (valid one-mutation changes, for mutation / local search),
 ``parse`` (string or dict -> hashable architecture), ``encode`` (a vector of categorical
 indices, one per decision, with ``cardinalities``) for model-based methods such as BOHB's KDE,
-and ``decode`` back. ``DISCRETE_SPACES`` holds ``nb201`` and ``darts``.
+and ``decode`` back. Every registered space (``dnas.spaces.base.space_names()``) works.
 """
 from __future__ import annotations
 
@@ -54,93 +54,10 @@ from typing import Any, Callable, Hashable, Sequence
 from dnas.errors import ConfigError
 from dnas.evaluators.base import EvalResult, Evaluator
 from dnas.registry import Registry
+from dnas.spaces.base import SearchSpace, get_space
 
 
 # ---------------------------------------------------------------------------- spaces
-@dataclass(frozen=True)
-class DiscreteSpace:
-    """What a black-box strategy needs to know about a space (see module docstring)."""
-
-    name: str
-    sample: Callable[[random.Random], Hashable]
-    neighbours: Callable[[Hashable], list]
-    parse: Callable[[Any], Hashable]
-    encode: Callable[[Hashable], list[int]]
-    decode: Callable[[Sequence[int]], Hashable]
-    cardinalities: tuple[int, ...]
-    to_str: Callable[[Hashable], str] = str
-
-
-def _nb201_space() -> DiscreteSpace:
-    from dnas.spaces.nb201 import NB201_OPS, NB201Arch, parse_arch
-
-    return DiscreteSpace(
-        name="nb201",
-        sample=NB201Arch.random,
-        neighbours=lambda a: a.neighbours(),
-        parse=parse_arch,
-        encode=lambda a: [NB201_OPS.index(o) for o in a.ops],
-        decode=lambda v: NB201Arch(tuple(NB201_OPS[int(i)] for i in v)),
-        cardinalities=(len(NB201_OPS),) * 6,
-    )
-
-
-def _darts_space(steps: int = 4) -> DiscreteSpace:
-    """The DARTS cell space: per cell, each of the ``2*steps`` edges picks an op and an input."""
-    from dnas.genotype import Genotype
-    from dnas.ops import DARTS_PRIMITIVES
-
-    ops = [o for o in DARTS_PRIMITIVES if o != "none"]
-    n_in = [k // 2 + 2 for k in range(2 * steps)]  # inputs available to edge k
-    concat = tuple(range(2, steps + 2))
-
-    def decode(v: Sequence[int]) -> Genotype:
-        cells = []
-        for c in range(2):
-            base = c * 4 * steps
-            cells.append([(ops[int(v[base + 2 * k])], int(v[base + 2 * k + 1])) for k in range(2 * steps)])
-        return Genotype(cells[0], concat, cells[1], concat)
-
-    def encode(g: Genotype) -> list[int]:
-        out: list[int] = []
-        for cell in (g.normal, g.reduce):
-            for op, inp in cell:
-                out += [ops.index(op), inp]
-        return out
-
-    cards = tuple(x for _ in range(2) for k in range(2 * steps) for x in (len(ops), n_in[k]))
-
-    def sample(rng: random.Random) -> Genotype:
-        return decode([rng.randrange(c) for c in cards])
-
-    def neighbours(g: Genotype) -> list[Genotype]:
-        v = encode(g)
-        out = []
-        for i, c in enumerate(cards):
-            for x in range(c):
-                if x != v[i]:
-                    out.append(decode(v[:i] + [x] + v[i + 1 :]))
-        return out
-
-    def parse(x: Any) -> Genotype:
-        from dnas.genotype import load_genotype
-
-        g = x if isinstance(x, Genotype) else load_genotype(x)
-        return Genotype(g.normal, g.normal_concat, g.reduce, g.reduce_concat)
-
-    return DiscreteSpace("darts", sample, neighbours, parse, encode, decode, cards, to_str=lambda g: str(g))
-
-
-#: ``name -> () -> DiscreteSpace``.
-DISCRETE_SPACES: Registry[Callable[[], DiscreteSpace]] = Registry("discrete space")
-DISCRETE_SPACES.register("nb201", _nb201_space)
-DISCRETE_SPACES.register("darts", _darts_space)
-
-
-def get_space(name: str) -> DiscreteSpace:
-    return DISCRETE_SPACES.get(name, "space")()
-
-
 # ---------------------------------------------------------------------------- strategies
 @dataclass(frozen=True)
 class Proposal:
@@ -156,7 +73,7 @@ Report = Callable[[Proposal, EvalResult], None]
 class DiscreteStrategy(ABC):
     """Base class of ask/tell strategies (see the module docstring for the contract)."""
 
-    def __init__(self, space: DiscreteSpace, *, seed: int, candidates: Sequence[Hashable] | None = None):
+    def __init__(self, space: SearchSpace, *, seed: int, candidates: Sequence[Hashable] | None = None):
         self.space = space
         self.seed = int(seed)
         self.rng = random.Random(self.seed)

@@ -17,6 +17,7 @@ resumed ends with the same genotype as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,7 @@ from dnas.progress import progress as progress_display
 from dnas.guard import CollapseGuard
 from dnas.relax import relaxation_from_config
 from dnas.run import RunDir, resolve_device, rng_state, seed_everything, set_rng_state
-from dnas.spaces.darts import DartsSpace
-from dnas.registry import Registry
-from dnas.strategies.terms import arch_terms
-from dnas.supernet import Supernet
+from dnas.strategies.terms import arch_steps, arch_terms
 from dnas.tb import open_tensorboard
 
 
@@ -68,7 +66,7 @@ class Architect:
     #: Finite-difference radius numerator: R = fd_radius / ||v|| (0.01 in the DARTS code).
     fd_radius = 0.01
 
-    def __init__(self, model: Supernet, cfg: SearchConfig) -> None:
+    def __init__(self, model, cfg: SearchConfig) -> None:
         self.model = model
         self.terms = arch_terms(cfg, model)
         self.extra_steps = arch_steps(cfg, model)
@@ -205,45 +203,9 @@ def _evaluate(model: torch.nn.Module, batches, device, dist=None) -> tuple[float
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
-#: Supernet builders by ``cfg.space``: ``builder(cfg, num_classes, in_channels) -> nn.Module``.
-#: A supernet exposes ``arch_parameters()``, ``weights()``, ``named_weights()``, ``relax``,
-#: ``genotype(**meta)`` and ``arch_summary()`` (see :class:`dnas.supernet.Supernet`).
-SUPERNETS: Registry = Registry("search space")
-
-#: Extra architecture steps: ``factory(cfg, model) -> None | step(model) -> (loss, {name: value})``.
-#: Each step's loss gets its own architecture-optimizer step after every architecture step
-#: (unlike ``ARCH_TERMS``, which add to the validation loss); values are logged under ``arch_terms``.
-ARCH_STEPS: Registry = Registry("architecture step")
-
-
-def arch_steps(cfg: SearchConfig, model) -> dict:
-    """Instantiate every registered extra architecture step that the config switches on."""
-    out = {}
-    for name in ARCH_STEPS.names():
-        step = ARCH_STEPS.get(name)(cfg, model)
-        if step is not None:
-            out[name] = step
-    return out
-
-
 def build_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
-    return SUPERNETS.get(cfg.space, "space")(cfg, num_classes, in_channels)
-
-
-@SUPERNETS.register("darts")
-def build_darts_supernet(cfg: SearchConfig, num_classes: int, in_channels: int) -> Supernet:
-    space = DartsSpace(tuple(cfg.primitives), cfg.steps, cfg.multiplier)
-    relax = relaxation_from_config(cfg)
-    return Supernet(
-        space, relax, C=cfg.init_channels, layers=cfg.layers, num_classes=num_classes,
-        in_channels=in_channels, stem_multiplier=cfg.stem_multiplier,
-    )
-
-
-@SUPERNETS.register("hierarchical")
-def build_hierarchical_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
-    """H-DAS: stage-specific cells and/or searched stage layouts (see dnas.supernet_hier)."""
-    from dnas.supernet_hier import build_hierarchical_supernet as build  # registers ARCH_STEPS['hdas']
+    """The supernet of ``cfg.space`` under ``cfg.relaxation`` (see :func:`dnas.spaces.build_supernet`)."""
+    from dnas.spaces.base import build_supernet as build
 
     return build(cfg, num_classes, in_channels)
 
@@ -257,7 +219,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     from dnas.searchdata import CycledVal, search_batches, write_search_splits
 
     if cfg.nproc > 1 and not distributed.launched():
-        return distributed.launch_search(cfg, run, resume=resume, progress=progress)
+        return launch_search(cfg, run, resume=resume, progress=progress)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -462,3 +424,41 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     run.log("end", genotype_hash=genotype.hash())
     dist.close()
     return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch, decision=verdict)
+
+
+# ------------------------------------------------------------------------ data-parallel launch (dnas.distributed)
+
+
+def search_rank(cfg_fields: dict, run_path: str, resume: bool, progress: bool) -> dict:
+    """One rank of a search started by :func:`launch_search`: runs the bilevel loop and returns
+    what the launcher compares across ranks (genotype, architecture parameters and their digest)."""
+    from dnas.config import SearchConfig
+    from dnas.run import RunDir
+
+    cfg = SearchConfig(**cfg_fields)
+    result = run_bilevel_search(cfg, RunDir(run_path), resume=resume, progress=progress and os.environ.get("RANK") == "0")
+    return {
+        "rank": int(os.environ["RANK"]),
+        "genotype": result.genotype.to_dict(with_meta=False),
+        "arch_digest": result.arch_digest,
+        # numpy, not tensors: torch pickles tensors as shared-memory handles that die with this process
+        "arch": {k: v.cpu().numpy() for k, v in (result.arch or {}).items()},
+    }
+
+
+def launch_search(cfg, run, *, resume: bool = False, progress: bool = True):
+    """Run a search on ``cfg.nproc`` local ranks and return rank 0's
+    :class:`~dnas.strategies.bilevel.SearchResult`; raises if the ranks disagree on the
+    architecture (which the gradient all-reduce rules out; this is the check)."""
+    from dnas.genotype import load_genotype
+
+    from dnas.distributed import launch
+
+    outs = launch(cfg.nproc, search_rank, (cfg.model_dump(mode="json"), str(run.path), resume, progress))
+    digests = [o["arch_digest"] for o in outs]
+    if len(set(digests)) != 1 or any(o["genotype"] != outs[0]["genotype"] for o in outs):
+        raise DnasError(f"ranks ended with different architecture parameters (digests {digests}); this is a dnas bug, please report it")
+    genotype = load_genotype(run.genotype)
+    for o in outs:
+        o["arch"] = {k: torch.from_numpy(v) for k, v in o["arch"].items()}
+    return SearchResult(genotype, run.path, run.read_events("epoch"), arch_digest=digests[0], arch=outs[0]["arch"], ranks=outs)

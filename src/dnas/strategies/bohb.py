@@ -519,10 +519,11 @@ class BOHB:
 # ---------------------------------------------------------------------------- discrete strategies
 # Registered in dnas.strategies.base.STRATEGIES so that run_discrete_search(strategy="bohb") works.
 from dnas.evaluators.base import EvalResult, Evaluator  # noqa: E402
-from dnas.strategies.base import STRATEGIES, DiscreteSpace, DiscreteStrategy, Proposal, Report  # noqa: E402
+from dnas.spaces.base import SearchSpace  # noqa: E402
+from dnas.strategies.base import STRATEGIES, DiscreteStrategy, Proposal, Report  # noqa: E402
 
 
-def discrete_configspace(space: DiscreteSpace) -> ConfigurationSpace:
+def discrete_configspace(space: SearchSpace) -> ConfigurationSpace:
     """One categorical hyperparameter ``d<i>`` per decision of ``space`` (choices = indices)."""
     cs = ConfigurationSpace()
     width = len(str(len(space.cardinalities) - 1))
@@ -552,7 +553,7 @@ class BOHBStrategy(DiscreteStrategy):
 
     def __init__(
         self,
-        space: DiscreteSpace,
+        space: SearchSpace,
         *,
         seed: int,
         candidates: Sequence[Hashable] | None = None,
@@ -686,7 +687,7 @@ class BOHBGCNStrategy(BOHBStrategy):
 
     def __init__(
         self,
-        space: DiscreteSpace,
+        space: SearchSpace,
         *,
         seed: int,
         candidates: Sequence[Hashable] | None = None,
@@ -698,11 +699,10 @@ class BOHBGCNStrategy(BOHBStrategy):
         predictor_ensemble: int = 1,
         **options: Any,
     ) -> None:
-        if space.name != "nb201":
-            raise ConfigError(f"strategy bohb-gcn: the GCN predictor reads NB201 cells; use --space nb201, not {space.name}")
         if candidate_factor < 1 or min_train < 2 or refit_every < 1:
             raise ConfigError("bohb-gcn: need candidate_factor >= 1, min_train >= 2 and refit_every >= 1")
-        self._pred_opts = dict(name=predictor, seed=seed, epochs=predictor_epochs, ensemble=predictor_ensemble)
+        # The predictor reads the space's graph / one-hot encodings, so it works on every space.
+        self._pred_opts = dict(name=predictor, seed=seed, epochs=predictor_epochs, ensemble=predictor_ensemble, space=space)
         self.candidate_factor, self.min_train, self.refit_every = candidate_factor, min_train, refit_every
         self._predictor: Any = None
         self._fitted_on = 0

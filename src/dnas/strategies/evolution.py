@@ -19,7 +19,8 @@ from typing import Hashable, Sequence
 
 from dnas.errors import ConfigError
 from dnas.evaluators.base import EvalResult
-from dnas.strategies.base import STRATEGIES, DiscreteSpace, DiscreteStrategy, Proposal
+from dnas.spaces.base import SearchSpace
+from dnas.strategies.base import STRATEGIES, DiscreteStrategy, Proposal
 
 
 @STRATEGIES.register("evolution")
@@ -28,7 +29,7 @@ class RegularizedEvolution(DiscreteStrategy):
 
     def __init__(
         self,
-        space: DiscreteSpace,
+        space: SearchSpace,
         *,
         seed: int,
         candidates: Sequence[Hashable] | None = None,

@@ -27,3 +27,19 @@ def arch_terms(cfg, model) -> dict[str, Term]:
         if term is not None:
             out[name] = term
     return out
+
+
+#: Extra architecture steps: ``factory(cfg, model) -> None | step(model) -> (loss, {name: value})``.
+#: Each step's loss gets its own architecture-optimizer step after every architecture step
+#: (unlike ``ARCH_TERMS``, which add to the validation loss); values are logged under ``arch_terms``.
+ARCH_STEPS: Registry = Registry("architecture step")
+
+
+def arch_steps(cfg, model) -> dict:
+    """Instantiate every registered extra architecture step that the config switches on."""
+    out = {}
+    for name in ARCH_STEPS.names():
+        step = ARCH_STEPS.get(name)(cfg, model)
+        if step is not None:
+            out[name] = step
+    return out
