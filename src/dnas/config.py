@@ -30,6 +30,7 @@ class SearchConfig(BaseModel):
     max_samples: Optional[int] = Field(2400, ge=10, description="search on at most this many non-test images (the test split is held out of the whole dataset first, then the rest is subsampled); None uses all")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     train_portion: float = Field(0.5, gt=0.0, lt=1.0, description="share of the non-test data for weights; the rest trains the architecture")
+    split_seed: Optional[int] = Field(None, description="seed of the train / val / test split (None: seed); fix it to give searches of different seeds one held-out test set")
     search_augment: bool = Field(False, description="augment both search splits as the DARTS / PC-DARTS search code does: random crop with zero padding (4 px at 32 px, scaled with the image) and, for RGB only, a horizontal flip (on in the darts / pc-darts presets)")
     # space and relaxation
     space: str = Field("darts", description="darts (one repeated cell) | nb201 (NAS-Bench-201 cell; layers = 3N) | hierarchical (H-DAS: per-stage cells and/or stage layouts) | fbnetv2 (mobile blocks: channel and resolution masking) | any registered space with a supernet")

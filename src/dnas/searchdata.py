@@ -70,7 +70,8 @@ class ShardedBatches:
 def search_split(cfg: SearchConfig) -> tuple[ImageData, SplitIndices]:
     """The loaded dataset and the search's split indices (test first, then ``max_samples``)."""
     data = load_dataset(cfg.data, image_size=cfg.image_size)
-    idx = split_indices(data, seed=cfg.seed, val_fraction=1.0 - cfg.train_portion, test_fraction=cfg.test_fraction,
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    idx = split_indices(data, seed=split_seed, val_fraction=1.0 - cfg.train_portion, test_fraction=cfg.test_fraction,
                         max_samples=cfg.max_samples)
     return data, idx
 
@@ -80,7 +81,8 @@ def write_search_splits(cfg: SearchConfig, run_dir) -> None:
     from dnas.splits import splits_record, write_splits
 
     data, idx = search_split(cfg)
-    write_splits(run_dir, splits_record(cfg.data, cfg.image_size, data, idx, seed=cfg.seed, kind="search",
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    write_splits(run_dir, splits_record(cfg.data, cfg.image_size, data, idx, seed=split_seed, kind="search",
                                         max_samples=cfg.max_samples))
 
 
