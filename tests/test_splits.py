@@ -69,3 +69,14 @@ def test_other_data_or_a_foreign_splits_file_is_refused(tmp_path):
     out = subprocess.run([sys.executable, "-m", "dnas", "train", str(s.run_dir), "--config", str(cfg),
                           "--out", str(tmp_path / "v"), "--quiet"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: test_split_from:") and out.stderr.count("\n") == 1
+
+
+def test_split_seed_gives_searches_of_different_seeds_one_test_set():
+    from dnas.config import make_config
+    from dnas.searchdata import search_split
+
+    a = search_split(make_config(overrides=dict(TINY, seed=1, split_seed=0)))[1]
+    b = search_split(make_config(overrides=dict(TINY, seed=2, split_seed=0)))[1]
+    c = search_split(make_config(overrides=dict(TINY, seed=2)))[1]
+    assert torch.equal(a.test, b.test) and torch.equal(a.train, b.train)
+    assert not torch.equal(a.test, c.test)  # without it the split follows the seed
