@@ -241,8 +241,9 @@ def make_config(
         values["preset"] = preset
     values.update(file_values)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    if preset in (None, "quick") and "warmup_epochs" not in values and "epochs" in values:
-        values["warmup_epochs"] = int(values["epochs"]) // 4  # the quick warm-up scales with the epochs
+    epochs = values.get("epochs")
+    if preset in (None, "quick") and "warmup_epochs" not in values and isinstance(epochs, int) and not isinstance(epochs, bool):
+        values["warmup_epochs"] = epochs // 4  # the quick warm-up scales with the epochs (a bad value fails validation below)
     try:
         return SearchConfig(**values)
     except ValidationError as e:
