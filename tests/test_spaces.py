@@ -118,3 +118,13 @@ def test_cli_darts_space_discrete_and_nb201_one_shot(tmp_path):
                                    "--out", str(tmp_path / "g"), "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["genotype"]["space"] == "nb201"
+
+
+@pytest.mark.parametrize("name", ["darts", "nb201"])
+def test_to_str_reads_back(name):
+    """History rows and result.json hold ``to_str``; it must parse back to the same architecture."""
+    space = get_space(name)
+    rng = random.Random(3)
+    for _ in range(20):
+        a = space.sample(rng)
+        assert space.parse(space.to_str(a)) == a

@@ -2,9 +2,15 @@
 
 The public API mirrors the command line: :func:`dnas.search` runs a search and returns a
 result with the genotype and the run directory; genotypes are plain, validated JSON data.
+Spaces and black-box strategies compose the same way::
+
+    space = dnas.get_space("nb201")                   # dnas.space_names(): every space
+    net = space.build(space.sample(random.Random(0)))  # an nn.Module for any architecture
+    r = dnas.run_strategy(space, "local-search", "tabular:nb201_cifar10", budget=40)
 """
 from dnas.errors import DnasError
 from dnas.genotype import Genotype, load_genotype, PUBLISHED
+from dnas.spaces.base import SearchSpace, get_space, register_space, space_names
 
 __version__ = "0.1.0"
 
@@ -23,4 +29,19 @@ def train(genotype, **overrides):
     return _train(genotype, **overrides)
 
 
-__all__ = ["DnasError", "Genotype", "load_genotype", "PUBLISHED", "search", "train", "__version__"]
+def run_strategy(space, strategy, evaluator, **options):
+    """Run a discrete strategy on a space; see :func:`dnas.api.run_strategy`."""
+    from dnas.api import run_strategy as _run
+
+    return _run(space, strategy, evaluator, **options)
+
+
+def strategy_names():
+    """Every registered discrete strategy; see :func:`dnas.api.strategy_names`."""
+    from dnas.api import strategy_names as _names
+
+    return _names()
+
+
+__all__ = ["DnasError", "Genotype", "load_genotype", "PUBLISHED", "search", "train", "run_strategy", "strategy_names",
+           "SearchSpace", "get_space", "register_space", "space_names", "__version__"]

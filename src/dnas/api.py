@@ -105,3 +105,25 @@ def _searched_data(spec, g, overrides: dict[str, Any]) -> dict[str, Any]:
         if path is not None:
             out["test_split_from"] = str(path)
     return out
+
+
+def run_strategy(space, strategy: str, evaluator, *, budget: int, seed: int = 0, out: str | os.PathLike | None = None,
+                 objectives: "str | list[str] | None" = None, **options: Any) -> dict:
+    """Search ``space`` (a name or a :class:`~dnas.spaces.base.SearchSpace`) with a discrete
+    ``strategy`` (``random``, ``evolution``, ``local-search``, ``bohb``, ``bohb-gcn``, ``nsga2``
+    ...) scoring architectures with ``evaluator`` (``"tabular:nb201_cifar10"`` or any object
+    with ``evaluate(arch, budget) -> EvalResult``) for ``budget`` queries; mirrors
+    ``dnas search --space S --strategy X --evaluator E --budget N [--objectives error,params]``.
+    Returns the result dict (``best_arch``, ``best_accuracy``, ``queries``, ``history`` and,
+    with objectives, ``front`` and ``hypervolume``); with ``out`` also the run directory."""
+    from dnas.strategies.discrete import run_discrete_search
+
+    return run_discrete_search(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
+                               out_dir=Path(out) if out is not None else None, objectives=objectives, **options)
+
+
+def strategy_names() -> list[str]:
+    """Every registered discrete strategy (``--strategy``), built-in and the user's."""
+    from dnas.strategies.discrete import load_strategies
+
+    return sorted(load_strategies())

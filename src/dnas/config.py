@@ -48,6 +48,8 @@ class SearchConfig(BaseModel):
     # sampling relaxations (gdas, msg, topo): Gumbel temperature, linear from tau_max to tau_min over the epochs
     tau_max: float = Field(10.0, gt=0, description="gdas/msg/topo: Gumbel temperature at the first epoch")
     tau_min: float = Field(0.1, gt=0, description="gdas/msg/topo: Gumbel temperature at the last epoch")
+    gdas_estimator: Literal["reference", "sampled-only"] = Field("reference", description="gdas: reference (released forward_gdas: every op's weight gets a gradient) | sampled-only (only the sampled op's weight; an edge that samples none gives its logits no gradient)")
+    gdas_derive: Literal["darts", "reference"] = Field("darts", description="gdas: darts (top-2 input edges per node, strongest op each) | reference (released GDAS: top-2 (op, input) pairs per node; both may read one input)")
     msg_k: int = Field(2, ge=1, description="msg: mutually exclusive single-path sub-graphs sampled per step")
     msg_drop_prob: float = Field(0.3, ge=0, lt=1, description="msg: Dropblock-Identity skip-connect drop probability at the first epoch, decaying linearly to 0")
     msg_distill: float = Field(0.5, ge=0, description="msg: weight of the KL distillation term (0 switches it off)")
@@ -77,6 +79,7 @@ class SearchConfig(BaseModel):
     lr: float = Field(0.1, gt=0)
     lr_min: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = Field(False, description="Nesterov momentum for the weight optimizer (SGD); the GDAS reference uses it")
     weight_decay: float = Field(3e-4, ge=0)
     grad_clip: float = Field(5.0, gt=0)
     # architecture optimisation
@@ -86,7 +89,8 @@ class SearchConfig(BaseModel):
     arch_weight_decay: float = Field(1e-3, ge=0)
     warmup_epochs: int = Field(2, ge=0, description="epochs of weight training before architecture steps start; must be < epochs (the quick preset uses epochs // 4 unless set)")
     decided_margin: float = Field(0.03, ge=0, description="a search is 'decided' when the mean per-edge margin (top-1 minus top-2 softmaxed op weight) at the end is at least this; below it the genotype is flagged as decided by noise")
-    unrolled: bool = Field(False, description="second-order DARTS: unrolled virtual step + finite-difference Hessian-vector product")
+    unrolled: bool = Field(False, description="second-order DARTS: unrolled virtual step + Hessian-vector product (see hvp)")
+    hvp: Literal["finite-difference", "exact"] = Field("finite-difference", description="unrolled: the Hessian-vector product by central finite differences, R = 0.01/||v|| (DARTS reference, 2 extra forwards) | exact (double backward through the train loss)")
     # collapse guard (dnas.guard): per-epoch parameter-free share and Hessian eigenvalue; optional early stop
     guard: Literal["off", "log", "stop"] = Field("log", description="off | log (measure each epoch) | stop (measure and stop on collapse)")
     guard_hessian_iters: int = Field(5, ge=0, description="power iterations for the Hessian eigenvalue (0: do not compute it)")
@@ -156,6 +160,15 @@ class SearchConfig(BaseModel):
             raise ValueError("cell: a fixed cell is only used by the stage-level search; use --preset hdas-stage (space: hierarchical, hier_level: stage)")
         return self
 
+    @model_validator(mode="after")
+    def _gdas_derive_needs_cells(self) -> "SearchConfig":
+        # nb201 derives by argmax per edge, which is already the released NB201 GDAS rule
+        if self.gdas_derive != "darts" and (self.relaxation != "gdas" or self.space not in ("darts", "nb201")):
+            raise ValueError("gdas_derive: the reference derivation parses GDAS cells of the darts (or nb201) space; use relaxation: gdas, or gdas_derive: darts")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: Nesterov momentum needs momentum > 0; set momentum (0.9) or nesterov: false")
+        return self
+
     @field_validator("relaxation", "link_relaxation")
     @classmethod
     def _known_relaxation(cls, v: str) -> str:
@@ -180,6 +193,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         weight_decay=3e-4, init_channels=16, layers=8, grad_clip=5.0, train_portion=0.5, arch_lr=6e-4,
         arch_betas=(0.5, 0.999), arch_weight_decay=1e-3, warmup_epochs=15, unrolled=False, image_size=None,
         max_samples=None, search_augment=True,
+    ),
+    # GDAS (Dong & Yang 2019), released AutoDL-Projects code: configs/search-opts/GDAS-NASNet-CIFAR.config
+    # (SGD lr 0.025 cosine to 0.001, wd 5e-4, momentum 0.9 Nesterov, batch 256, 250 epochs, no warm-up),
+    # arch Adam lr 3e-4, betas (0.5, 0.999), wd 1e-3, tau 10 -> 0.1, grad clip 5, and its derivation.
+    "gdas": dict(
+        relaxation="gdas", gdas_estimator="reference", gdas_derive="reference", epochs=250, batch_size=256,
+        lr=0.025, lr_min=0.001, momentum=0.9, nesterov=True, weight_decay=5e-4, init_channels=16, layers=8,
+        grad_clip=5.0, train_portion=0.5, arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3,
+        warmup_epochs=0, tau_max=10.0, tau_min=0.1, unrolled=False, image_size=None, max_samples=None,
+        search_augment=True,
     ),
 }
 

@@ -14,7 +14,7 @@ from dnas.commands.common import emit_json, say, show_progress
 
 @app.command()
 def search(
-    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | quick (the default built-in search) | hdas-stage | hdas-cell | hdas"),
+    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | gdas | quick (the default built-in search) | hdas-stage | hdas-cell | hdas"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config fields"),
     data: Optional[str] = typer.Option(None, help="built-in name (mnist, digits) or a path (image folder, .npz, CIFAR batches)"),
     epochs: Optional[int] = typer.Option(None, min=1),
@@ -24,6 +24,7 @@ def search(
     relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | gdas (one Gumbel-sampled path) | msg (K sampled sub-graphs) | topo (topology variables)"),
     guard: Optional[str] = typer.Option(None, "--guard", help="collapse guard: off | log (default: per-epoch Hessian eigenvalue, parameter-free share) | stop (also stop early on collapse)"),
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
+    hvp: Optional[str] = typer.Option(None, "--hvp", help="with --unrolled: finite-difference (DARTS reference, R = 0.01/||v||) | exact (double backward)"),
     warmup_epochs: Optional[int] = typer.Option(None, min=0, help="epochs of weight training before architecture steps"),
     arch_lr: Optional[float] = typer.Option(None, "--arch-lr", help="Adam learning rate of the architecture parameters"),
     batch_size: Optional[int] = typer.Option(None, min=1),
@@ -35,9 +36,10 @@ def search(
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 is best on a busy machine)"),
     space: str = typer.Option("darts", help="darts (cell search) | hierarchical (H-DAS; or use an hdas preset) | fbnetv2 (mobile channel/resolution masking) | nb201 (tabular benchmark) | generalized (bohb-alt)"),
     cell: Optional[str] = typer.Option(None, "--cell", help="hdas-stage: the fixed cell, a published name (DARTS_V2) or a genotype JSON file"),
-    strategy: Optional[str] = typer.Option(None, help="bilevel for darts; random | evolution | bohb ... for nb201"),
+    strategy: Optional[str] = typer.Option(None, help="bilevel (supernet search) | random | evolution | local-search | bohb | bohb-gcn | nsga2 (discrete, with --evaluator)"),
     evaluator: Optional[str] = typer.Option(None, help="for discrete strategies: tabular:FILE (or tabular:nb201_cifar10)"),
     budget: Optional[int] = typer.Option(None, min=1, help="for discrete strategies: number of queries"),
+    objectives: Optional[str] = typer.Option(None, "--objectives", help="discrete strategies: minimise these, e.g. error,params (or macs, latency); reports the front and its hypervolume"),
     min_budget: Optional[float] = typer.Option(None, help="bohb: smallest budget (epochs)"),
     max_budget: Optional[float] = typer.Option(None, help="bohb: largest budget (epochs)"),
     eta: Optional[float] = typer.Option(None, help="bohb: successive-halving rate (default 3)"),
@@ -72,12 +74,12 @@ def search(
     if _is_discrete(space, strategy, evaluator, relaxation):
         if workers or ray_address:
             bohb.update(executor="ray", workers=workers, ray_address=ray_address)
-        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **bohb)
+        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, objectives=objectives, **bohb)
         return
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, warmup_epochs=warmup_epochs, arch_lr=arch_lr, batch_size=batch_size,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, arch_lr=arch_lr, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
         strategy=strategy, cell=cell, space=space if space != "darts" else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
@@ -163,11 +165,15 @@ def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, **o
         space=space, strategy=strategy or "random", evaluator=evaluator, budget=budget or 100,
         seed=seed or 0, out_dir=out, **options,
     )
+    keys = ("best_arch", "best_accuracy", "queries", "objectives", "hypervolume", "hv_reference", "hv_reference_from")
     if as_json:
-        emit_json({k: result[k] for k in ("best_arch", "best_accuracy", "queries")})
+        emit_json({k: result[k] for k in keys if k in result} | ({"front_size": len(result["front"])} if "front" in result else {}))
         return
     say(quiet, f"best architecture: {result['best_arch']}")
     say(quiet, f"best accuracy: {result['best_accuracy']:.2f}  after {result['queries']} queries")
+    if "hypervolume" in result:
+        say(quiet, f"front: {len(result['front'])} architectures over {','.join(result['objectives'])}; "
+                   f"hypervolume {result['hypervolume']:.4f} (normalised, reference from the {result['hv_reference_from']})")
     if out:
         say(quiet, f"run directory: {out}")
 

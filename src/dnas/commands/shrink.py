@@ -13,7 +13,7 @@ from dnas.commands.common import emit_json, say
 
 @app.command()
 def shrink(
-    space: str = typer.Option("nb201", help="nb201 | darts (the space of the evaluator's archs)"),
+    space: str = typer.Option("nb201", help="any registered space with a distance: nb201, darts, ... (the space of the evaluator's archs)"),
     evaluator: str = typer.Option(..., help="tabular:FILE or tabular:nb201_cifar10 (scores the shrinkage queries)"),
     truth: Optional[str] = typer.Option(None, help="evaluator holding the true accuracies for the metrics (default: --evaluator)"),
     seed: int = typer.Option(0),
@@ -30,7 +30,7 @@ def shrink(
     oneshot_mode: str = typer.Option("members", help="members (sample only pocket members) | mask (per-edge candidates)"),
     oneshot_full_archs: int = typer.Option(200, min=0, help="full-space archs scored for tau_full (seeded subset; 0 = all)"),
     locality: bool = typer.Option(False, "--locality", help="add a locality report on the archs the evaluator holds"),
-    search: Optional[str] = typer.Option(None, help="then run this strategy (random | evolution | bohb) on the shrunk space"),
+    search: Optional[str] = typer.Option(None, help="then run this discrete strategy (random | evolution | local-search | bohb ...) on the shrunk space"),
     search_budget: int = typer.Option(20, min=1, help="queries for --search"),
     out: Optional[Path] = typer.Option(None, help="write the shrunk space (pockets) to this JSON file"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -51,13 +51,15 @@ def shrink(
         from dnas.shrink.locality import locality_report
 
         true = true_accuracies(make_evaluator(truth or evaluator))
-        res["locality"] = locality_report(list(true), list(true.values()), seed=seed)
+        res["locality"] = locality_report(list(true), list(true.values()), seed=seed, space=space)
     if search:
         from dnas.shrink.space import search_shrunk
 
         found = search_shrunk(shrunk, evaluator, strategy=search, budget=min(search_budget, res["size"]), seed=seed)
         res["search"] = {k: found[k] for k in ("strategy", "best_arch", "best_accuracy", "queries")}
-    res["pocket_centers"] = [str(p.center) for p in shrunk.pockets]
+    from dnas.spaces.base import get_space
+
+    res["pocket_centers"] = [get_space(space).to_str(p.center) for p in shrunk.pockets]
     if out is not None:
         shrunk.save(out)
         res["out"] = str(out)

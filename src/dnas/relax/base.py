@@ -102,6 +102,16 @@ class Relaxation(abc.ABC):
     name = "base"
     #: Whether the supernet should create per-edge parameters (beta) for this relaxation.
     uses_edge_params = False
+    #: Whether the relaxation chooses which inputs each node keeps (TopoNAS); such relaxations
+    #: only apply to spaces whose nodes select inputs (the DARTS cell, not NB201).
+    selects_inputs = False
+    #: Order of the two steps the bilevel loop takes per batch: ``"arch"`` (architecture step
+    #: on the val batch) and ``"weights"`` (weight step on the train batch). DARTS and PC-DARTS
+    #: step the architecture first; GDAS's released loop trains the weights first.
+    step_order: tuple[str, ...] = ("arch", "weights")
+    #: Derivation rule the space applies to :meth:`derive_weights` (``"darts"``: top-2 input
+    #: edges per node, strongest op on each; see :meth:`dnas.spaces.darts.DartsSpace.derive`).
+    derive_rule = "darts"
 
     def __init__(self, **options) -> None:
         self.options = options
@@ -144,8 +154,11 @@ class Relaxation(abc.ABC):
         return F.cross_entropy(logits, y), logits
 
     def arch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Validation loss of one (first-order) architecture step. Default: cross-entropy of one
-        forward. MSG-DAS averages it over its K sampled sub-graphs."""
+        """Validation loss of one architecture step. Default: cross-entropy of one forward.
+        MSG-DAS averages it over its K sampled sub-graphs. The second-order step evaluates this
+        same objective at the virtually stepped weights (``model`` is then a callable that runs
+        the supernet with those weights), and takes its virtual step and Hessian-vector product
+        on :meth:`weight_loss`, so a relaxation with its own losses gets a matching unrolled step."""
         return F.cross_entropy(model(x), y)
 
     def sample_scope(self):
@@ -167,7 +180,9 @@ class Relaxation(abc.ABC):
         return cls(partial_k=getattr(cfg, "partial_k", 4))
 
     def on_epoch(self, epoch: int, epochs: int) -> None:
-        """Hook for schedules (temperatures, drop rates). Default: nothing."""
+        """Hook for schedules (temperatures, drop rates). The bilevel loop counts ``epoch`` and
+        ``epochs`` over the architecture-search epochs (from the end of the warm-up; warm-up
+        epochs see epoch 0), so a schedule anneals while the architecture learns. Default: nothing."""
 
     def state(self) -> dict:
         """Schedule state to checkpoint (plain python values)."""

@@ -13,9 +13,22 @@ Choices where the paper leaves room:
 * The noise is drawn on the CPU from the global torch generator and then moved to the
   parameters' device, so a run's samples depend only on the torch CPU RNG state, which the
   search checkpoints: resumed runs draw exactly the same paths, on any device.
-* Unselected ops get no direct gradient (the reference code adds their zero-valued weights to
-  the sum, a biased surrogate; we leave them out): the selected op's gradient still reaches
-  all logits through the softmax Jacobian.
+* **Estimator** (``estimator``, config ``gdas_estimator``). ``reference`` (default) is the
+  released code's ``forward_gdas``: an edge outputs ``w_k * op_k(x) + sum_{i != k} w_i``, where
+  ``k`` is the sampled op and every other straight-through weight ``w_i`` is exactly 0 in value
+  but carries gradient ``sum(dL/d out)`` to its logit. ``sampled-only`` leaves the unselected
+  weights out, so only ``w_k`` has a direct gradient; an edge that samples ``none`` (whose output
+  is a constant zero) then gives all of its logits a zero gradient. The reference estimator is
+  biased too, but it is what GDAS published results with, so it is the default.
+* **Step order.** The released ``search_func`` takes the weight step on the train batch first and
+  then the architecture step on the val batch; :attr:`GumbelRelaxation.step_order` says so and the
+  bilevel loop follows it (DARTS and the other relaxations step the architecture first).
+* **Derivation** (``derive``, config ``gdas_derive``). ``darts`` (default): the DARTS rule, two
+  distinct input edges per node. ``reference``: the released NASNet-space GDAS ``genotype()``:
+  per node, the two strongest (op, input) pairs over every non-``none`` op of every incoming
+  edge, so both kept ops may read the same input.
+* The temperature schedule spans the architecture-search epochs only (the bilevel loop passes
+  the epoch counted from the end of the warm-up), so a warm-up never uses up the annealing.
 * In eval mode (``training=False``) the path is the argmax of ``alpha`` (no noise), so the
   per-epoch validation accuracy is that of the currently preferred single-path network.
 
@@ -32,7 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dnas.errors import DivergenceError
+from dnas.errors import ConfigError, DivergenceError
 from dnas.relax.base import RELAXATIONS, Relaxation, SharedReluOps
 
 #: How many times a non-finite Gumbel draw is redrawn before giving up.
@@ -71,15 +84,24 @@ def hard_argmax(alpha: torch.Tensor, tau: float) -> torch.Tensor:
 
 class SinglePathMixedOp(nn.Module):
     """An edge that computes only the candidates with a non-zero weight: one op for a sampled
-    one-hot, every op for a softmax (so the same module serves a supernet teacher forward)."""
+    one-hot, every op for a softmax (so the same module serves a supernet teacher forward).
 
-    def __init__(self, C: int, stride: int, primitives: Sequence[str]):
+    With ``zero_weight_grad`` (the GDAS reference estimator) the zero-valued weights of the ops
+    that were not computed are added to the output: the value is unchanged (they are exactly 0)
+    and each of them receives the gradient ``sum(dL/d out)``."""
+
+    def __init__(self, C: int, stride: int, primitives: Sequence[str], zero_weight_grad: bool = False):
         super().__init__()
         self.ops = SharedReluOps(C, stride, primitives)
+        self.zero_weight_grad = zero_weight_grad
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        idx = torch.nonzero(weights.detach()).flatten().tolist()
-        return self.ops.weighted_sum(x, weights, indices=idx)
+        nonzero = weights.detach() != 0
+        idx = torch.nonzero(nonzero).flatten().tolist()
+        out = self.ops.weighted_sum(x, weights, indices=idx)
+        if self.zero_weight_grad and weights.requires_grad and not bool(nonzero.all()):
+            out = out + weights[~nonzero].sum()
+        return out
 
 
 class SamplingRelaxation(Relaxation):
@@ -141,16 +163,33 @@ class SamplingRelaxation(Relaxation):
         return self._draws[key]
 
 
+#: ``gdas_estimator`` values: how unselected ops' weights enter an edge's output.
+GDAS_ESTIMATORS = ("reference", "sampled-only")
+#: ``gdas_derive`` values: the DARTS rule or the released GDAS (op, input)-pair rule.
+GDAS_DERIVATIONS = {"darts": "darts", "reference": "op-pairs"}
+
+
 @RELAXATIONS.register("gdas")
 class GumbelRelaxation(SamplingRelaxation):
     name = "gdas"
+    #: The released GDAS search loop trains the weights first, then the architecture.
+    step_order = ("weights", "arch")
+
+    def __init__(self, estimator: str = "reference", derive: str = "darts", **options) -> None:
+        super().__init__(estimator=estimator, derive=derive, **options)
+        if estimator not in GDAS_ESTIMATORS:
+            raise ConfigError(f"gdas_estimator: unknown estimator {estimator!r}; use {' or '.join(GDAS_ESTIMATORS)}")
+        if derive not in GDAS_DERIVATIONS:
+            raise ConfigError(f"gdas_derive: unknown derivation {derive!r}; use {' or '.join(GDAS_DERIVATIONS)}")
+        self.estimator = estimator
+        self.derive_rule = GDAS_DERIVATIONS[derive]
 
     @classmethod
     def from_config(cls, cfg) -> "GumbelRelaxation":
-        return cls(tau_max=cfg.tau_max, tau_min=cfg.tau_min)
+        return cls(tau_max=cfg.tau_max, tau_min=cfg.tau_min, estimator=cfg.gdas_estimator, derive=cfg.gdas_derive)
 
     def mixed_op(self, C: int, stride: int, primitives: Sequence[str]) -> nn.Module:
-        return SinglePathMixedOp(C, stride, primitives)
+        return SinglePathMixedOp(C, stride, primitives, zero_weight_grad=self.estimator == "reference")
 
     def op_weights(self, alpha: torch.Tensor, *, training: bool) -> torch.Tensor:
         if self._expected:

@@ -14,7 +14,9 @@ choices we made written down:
   follows the GDAS schedule (``tau_max`` -> ``tau_min``).
 * **Both steps train the K sub-graphs**: the weight step minimises the mean over sub-graphs of
   cross-entropy + distillation; the architecture step the mean validation cross-entropy. Each
-  sub-graph computes one op per edge, so a step costs K single-path forwards/backwards.
+  sub-graph computes one op per edge, so a step costs K single-path forwards/backwards. The
+  second-order step unrolls these same two objectives (its virtual step and Hessian-vector
+  product on the K-mean weight loss, its validation loss the K-mean at the stepped weights).
 * **Dropblock-Identity**: on each sub-graph, an edge whose sampled op is ``skip_connect`` is
   dropped (outputs zero, for the whole batch) with probability ``p`` that decays linearly from
   ``drop_prob`` at the first epoch to 0 at the last. No 1/(1-p) rescaling: the point is to take

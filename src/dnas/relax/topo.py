@@ -96,6 +96,7 @@ def best_pairs(beta: torch.Tensor, steps: int) -> list[tuple[int, int]]:
 class TopologyRelaxation(SamplingRelaxation):
     name = "topo"
     uses_edge_params = True
+    selects_inputs = True
 
     def __init__(
         self, ops: str = "darts", partial_k: int = 4, pa_weight: float = 0.1, pa_margin: float = 1.0,

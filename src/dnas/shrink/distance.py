@@ -1,5 +1,10 @@
 """Structural (edit) distance between architectures of a space.
 
+Every space answers :meth:`~dnas.spaces.base.SearchSpace.distance`; :func:`distance` and
+:func:`pairwise` ask it (vectorised when it is the default Hamming distance of the encodings,
+as for NB201), so shrinkage, diversity and locality work on any space. The two distances below
+are the ones the NB201 and DARTS spaces use.
+
 Locality-based shrinkage rests on one assumption: architectures that are close in structure
 perform alike. "Close" needs a distance, and the pockets it builds are balls of that distance,
 so it must be a true metric (identity, symmetry, triangle inequality) for "within ``r`` of the
@@ -22,13 +27,14 @@ seed" to mean what it says.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from dnas.errors import GenotypeError
 from dnas.genotype import Genotype
+from dnas.spaces.base import SearchSpace, get_space
 from dnas.spaces.nb201 import NB201_OPS, NB201Arch
 
 
@@ -69,6 +75,10 @@ def _cell_distance(a: Sequence[tuple[str, int]], ca: Sequence[int], b: Sequence[
         raise GenotypeError(f"darts distance: {which} cell has {len(a)} edges, not a multiple of {per_node} per node")
     total = 0
     for na, nb in zip(_nodes(a, per_node), _nodes(b, per_node)):
+        if per_node == 2:  # two edges: the better of the two pairings (what the matching solves)
+            (e0, e1), (f0, f1) = na, nb
+            total += min(_edge_cost(e0, f0) + _edge_cost(e1, f1), _edge_cost(e0, f1) + _edge_cost(e1, f0))
+            continue
         cost = np.array([[_edge_cost(e, f) for f in nb] for e in na])
         rows, cols = linear_sum_assignment(cost)
         total += int(cost[rows, cols].sum())
@@ -91,27 +101,46 @@ def canonical_darts(g: Genotype, edges_per_node: int = 2) -> Genotype:
     return Genotype(sort(g.normal), tuple(g.normal_concat), sort(g.reduce), tuple(g.reduce_concat))
 
 
-# ---------------------------------------------------------------------------- dispatch
-def distance(a: Any, b: Any) -> int:
-    """Edit distance between two architectures of the same space (NB201 or DARTS)."""
-    if isinstance(a, NB201Arch) and isinstance(b, NB201Arch):
-        return nb201_distance(a, b)
-    if isinstance(a, Genotype) and isinstance(b, Genotype):
-        return darts_distance(a, b)
-    raise GenotypeError(
-        f"distance: cannot compare {type(a).__name__} with {type(b).__name__}; "
-        "give two NB201 archs or two DARTS genotypes"
-    )
+# ---------------------------------------------------------------------------- any space
+def space_of(archs: Sequence[Any], space: "str | SearchSpace | None" = None) -> SearchSpace:
+    """The space ``archs`` belong to: ``space`` when given, else the one their ``space``
+    attribute names (every genotype class carries it). Mixed or unknown archs raise one line."""
+    if space is not None:
+        return get_space(space)
+    names = {getattr(a, "space", None) for a in archs}
+    if len(names) != 1 or None in names:
+        kinds = ", ".join(sorted({type(a).__name__ for a in archs}))
+        raise GenotypeError(f"distance: cannot compare {kinds} archs; give archs of one space (or pass space=)")
+    return get_space(names.pop())
 
 
-def pairwise(archs: Sequence[Hashable], dist: Callable[[Any, Any], int] = distance) -> np.ndarray:
-    """The ``(n, n)`` distance matrix (vectorised for NB201)."""
+def uses_hamming(space: SearchSpace) -> bool:
+    """True when the space's distance is the default Hamming distance of its encodings, which
+    :func:`pairwise` and balls then compute vectorised over many archs."""
+    return type(space).distance is SearchSpace.distance
+
+
+def codes(space: SearchSpace, archs: Sequence[Hashable]) -> np.ndarray:
+    """``(n, d)`` categorical encodings (:meth:`SearchSpace.encode`) for vectorised distances."""
+    return np.array([space.encode(a) for a in archs], dtype=np.int16).reshape(len(archs), len(space.cardinalities))
+
+
+def distance(a: Any, b: Any, space: "str | SearchSpace | None" = None) -> int:
+    """Edit distance between two architectures of one space (:meth:`SearchSpace.distance`)."""
+    return int(space_of([a, b], space).distance(a, b))
+
+
+def pairwise(archs: Sequence[Hashable], space: "str | SearchSpace | None" = None) -> np.ndarray:
+    """The ``(n, n)`` distance matrix (vectorised for spaces with the Hamming distance)."""
     n = len(archs)
-    if n and all(isinstance(a, NB201Arch) for a in archs):
-        codes = nb201_codes(archs)
-        return (codes[:, None, :] != codes[None, :, :]).sum(axis=2)
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.int64)
+    sp = space_of(archs, space)
+    if uses_hamming(sp):
+        c = codes(sp, archs)
+        return (c[:, None, :] != c[None, :, :]).sum(axis=2)
     out = np.zeros((n, n), dtype=np.int64)
     for i in range(n):
         for j in range(i + 1, n):
-            out[i, j] = out[j, i] = dist(archs[i], archs[j])
+            out[i, j] = out[j, i] = sp.distance(archs[i], archs[j])
     return out

@@ -25,7 +25,7 @@ def _safe(x: float) -> float | None:
 
 
 def locality_report(archs: Sequence[Hashable], accuracies: Sequence[float], max_pairs: int = 2_000_000,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, space: "str | None" = None) -> dict:
     """Accuracy similarity by edit distance over every pair of ``archs`` (see module docstring).
 
     With more than ``max_pairs`` pairs, a seeded random subset of pairs is used.
@@ -35,7 +35,7 @@ def locality_report(archs: Sequence[Hashable], accuracies: Sequence[float], max_
         raise ConfigError(f"locality: {len(archs)} archs but {len(acc)} accuracies; give one accuracy per arch")
     if len(archs) < 3:
         raise ConfigError(f"locality: needs at least 3 evaluated archs, got {len(archs)}")
-    D = pairwise(list(archs))
+    D = pairwise(list(archs), space)
     i, j = np.triu_indices(len(acc), 1)
     if len(i) > max_pairs:
         keep = np.random.default_rng(seed).choice(len(i), max_pairs, replace=False)

@@ -11,7 +11,7 @@
   top ``top_fraction`` (default 5%) that was kept (recall of the good region);
 * diversity: ``pockets`` (how many), ``mean_distance`` (mean pairwise edit distance of the
   members, against ``full_mean_distance`` of the full space; over a seeded subset of 3000
-  NB201 / 300 DARTS archs when larger) and ``center_min_distance`` (the
+  archs when larger, 300 where the space's distance is not the vectorised Hamming one) and ``center_min_distance`` (the
   closest two pocket centres).
 
 :func:`ranking_taus` gives the one-shot ranking quality: ``tau_shrunk`` is Kendall's tau between
@@ -30,20 +30,21 @@ import numpy as np
 
 from dnas.errors import ConfigError
 from dnas.predictors.metrics import kendall_tau
-from dnas.shrink.distance import pairwise
+from dnas.shrink.distance import pairwise, space_of, uses_hamming
 from dnas.shrink.space import ShrunkSpace
-from dnas.spaces.nb201 import NB201Arch
 
 
-def _mean_pairwise(archs: Sequence[Hashable], max_archs: int | None = None, seed: int = 0) -> float | None:
+def _mean_pairwise(archs: Sequence[Hashable], space: "str | None" = None, max_archs: int | None = None,
+                   seed: int = 0) -> float | None:
     if len(archs) < 2:
         return None
-    if max_archs is None:  # NB201 distances are vectorised; DARTS ones solve a matching per node
-        max_archs = 3000 if isinstance(archs[0], NB201Arch) else 300
+    sp = space_of(archs[:1], space)
+    if max_archs is None:  # Hamming distances are vectorised; others (DARTS: a matching per node) are not
+        max_archs = 3000 if uses_hamming(sp) else 300
     if len(archs) > max_archs:  # a seeded subset keeps the (n, n) matrix small
         idx = np.random.default_rng(seed).choice(len(archs), max_archs, replace=False)
         archs = [archs[i] for i in idx]
-    D = pairwise(list(archs))
+    D = pairwise(list(archs), sp)
     n = len(archs)
     return float(D.sum() / (n * (n - 1)))
 
@@ -68,7 +69,7 @@ def space_metrics(shrunk: ShrunkSpace, truth: Mapping[Hashable, float], top_frac
     k = max(1, int(round(top_fraction * len(full))))
     top = sorted(full, key=lambda a: -truth[a])[:k]
     centers = [p.center for p in shrunk.pockets]
-    cd = pairwise(centers) if len(centers) > 1 else None
+    cd = pairwise(centers, shrunk.space) if len(centers) > 1 else None
     return {
         "size": len(members),
         "full_size": len(full),
@@ -82,8 +83,8 @@ def space_metrics(shrunk: ShrunkSpace, truth: Mapping[Hashable, float], top_frac
         "top_fraction": top_fraction,
         "top_k_kept": _r(sum(a in member_set for a in top) / k),
         "pockets": len(shrunk.pockets),
-        "mean_distance": _r(_mean_pairwise(members)),
-        "full_mean_distance": _r(_mean_pairwise(full)),
+        "mean_distance": _r(_mean_pairwise(members, shrunk.space)),
+        "full_mean_distance": _r(_mean_pairwise(full, shrunk.space)),
         "center_min_distance": int(cd[np.triu_indices(len(centers), 1)].min()) if cd is not None else None,
     }
 

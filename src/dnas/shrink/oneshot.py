@@ -40,6 +40,10 @@ from dnas.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201Arch, nb201_skeleton,
 
 Sampler = Callable[[random.Random], NB201Arch]
 
+#: The space whose architectures this one-shot supernet ranks (``dnas shrink`` skips the
+#: one-shot part for any other space and says so).
+ONESHOT_SPACE = NB201Arch.space
+
 
 def _batch_stats_only(module: nn.Module) -> None:
     for m in module.modules():
@@ -181,7 +185,7 @@ class OneShotEvaluator:
     """A trained supernet as an :class:`~dnas.evaluators.base.Evaluator`: an arch's accuracy is
     its one-shot validation accuracy (so shrinkage can be driven by a supernet)."""
 
-    space = "nb201"
+    space = ONESHOT_SPACE
 
     def __init__(self, net: NB201OneShot, val: tuple[torch.Tensor, torch.Tensor]):
         self.net, self.val = net, val

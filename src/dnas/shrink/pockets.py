@@ -67,22 +67,25 @@ import numpy as np
 
 from dnas.errors import ConfigError
 from dnas.evaluators.base import Evaluator, finite_archs, make_evaluator
-from dnas.shrink.distance import distance as _distance, nb201_codes, nb201_distances
+from dnas.shrink.distance import codes, space_of, uses_hamming
 from dnas.shrink.space import Pocket, ShrunkSpace
-from dnas.spaces.nb201 import NB201Arch
+from dnas.spaces.base import SearchSpace, get_space
 
 
 # ---------------------------------------------------------------------------- universes
 class FiniteUniverse:
-    """A finite, listed space (a table's archs or all NB201 archs) with fast balls."""
+    """A finite, listed space (a table's archs, or every arch of a small space) with fast
+    balls. Distances are the space's (:meth:`SearchSpace.distance`), vectorised over the
+    encodings when that is the Hamming distance; ``dist`` overrides it."""
 
-    def __init__(self, archs: Sequence[Hashable], dist: Callable[[Any, Any], int] = _distance):
+    def __init__(self, archs: Sequence[Hashable], dist: Callable[[Any, Any], int] | None = None,
+                 space: "str | SearchSpace | None" = None):
         self.archs = list(archs)
         if not self.archs:
             raise ConfigError("shrink: the space to shrink is empty")
-        self.dist = dist
-        self._nb201 = all(isinstance(a, NB201Arch) for a in self.archs) and dist is _distance
-        self._codes = nb201_codes(self.archs) if self._nb201 else None
+        self.space = space_of(self.archs[:1], space)
+        self.dist = dist or self.space.distance
+        self._codes = codes(self.space, self.archs) if dist is None and uses_hamming(self.space) else None
 
     @property
     def size(self) -> int:
@@ -94,8 +97,8 @@ class FiniteUniverse:
     def ball(self, center: Hashable, radius: int, rng: random.Random | None = None) -> list[Hashable]:
         """Members within ``radius`` of ``center``, nearest first (ties in listing order, or
         shuffled by ``rng``)."""
-        if self._nb201:
-            d = nb201_distances(center, self._codes)
+        if self._codes is not None:
+            d = (self._codes != codes(self.space, [center])[0]).sum(axis=1)
         else:
             d = np.array([self.dist(center, a) for a in self.archs])
         idx = np.flatnonzero(d <= radius).tolist()
@@ -143,19 +146,17 @@ class NeighbourUniverse:
         return sorted(seen, key=lambda a: (seen[a], tie[a]))
 
 
-def make_universe(space: str, evaluator: Evaluator) -> "FiniteUniverse | NeighbourUniverse":
-    """The space to shrink: the evaluator's archs if it holds a finite set, all NB201 archs for
-    ``nb201``, else the registered discrete space explored through its neighbours."""
+def make_universe(space: "str | SearchSpace", evaluator: Evaluator) -> "FiniteUniverse | NeighbourUniverse":
+    """The space to shrink: the evaluator's archs if it holds a finite set, every arch when the
+    space can list them (:meth:`SearchSpace.all_archs`, e.g. NB201's 15625), else the space
+    explored through its ``sample`` and ``neighbours``."""
+    s = get_space(space)
     held = finite_archs(evaluator)
     if held is not None:
-        return FiniteUniverse(held)
-    if space == "nb201":
-        from dnas.spaces.nb201 import all_archs
-
-        return FiniteUniverse(all_archs())
-    from dnas.strategies.base import get_space
-
-    s = get_space(space)
+        return FiniteUniverse(held, space=s)
+    listed = s.all_archs()
+    if listed is not None:
+        return FiniteUniverse(listed, space=s)
     return NeighbourUniverse(s.sample, s.neighbours)
 
 
@@ -192,9 +193,11 @@ class ShrinkConfig:
 
 # ---------------------------------------------------------------------------- shrinkage
 def select_seeds(ranked: Sequence[Hashable], k: int, min_distance: int,
-                 dist: Callable[[Any, Any], int] = _distance) -> list[Hashable]:
+                 dist: Callable[[Any, Any], int] | None = None) -> list[Hashable]:
     """Greedy diverse top-``k``: walk ``ranked`` (best first), keep an arch if it is at least
-    ``min_distance`` from every arch kept so far."""
+    ``min_distance`` from every arch kept so far (``dist``: default the archs' space's)."""
+    if dist is None:
+        dist = space_of(ranked[:1]).distance if ranked else (lambda a, b: 0)
     seeds: list[Hashable] = []
     for a in ranked:
         if all(dist(a, s) >= min_distance for s in seeds):
@@ -211,7 +214,7 @@ def shrink(
     seed: int = 0,
     config: ShrinkConfig | None = None,
     universe: "FiniteUniverse | NeighbourUniverse | None" = None,
-    dist: Callable[[Any, Any], int] = _distance,
+    dist: Callable[[Any, Any], int] | None = None,
 ) -> ShrunkSpace:
     """Shrink ``space`` into pockets of well-performing architectures (see the module docstring).
 
@@ -224,6 +227,8 @@ def shrink(
     if ev_space is not None and ev_space != space:
         raise ConfigError(f"space: evaluator holds {ev_space!r} architectures, not {space!r}; use --space {ev_space}")
     U = universe if universe is not None else make_universe(space, ev)
+    if dist is None:
+        dist = get_space(space).distance
     rng = random.Random(seed)
     scores: dict[Hashable, float] = {}
     t0 = time.perf_counter()

@@ -69,10 +69,11 @@ def run_shrink(
         shrink_seconds=round(t_shrink, 3),
     )
     out.update(tau_shrunk=None, tau_full=None, tau_full_on_shrunk=None)  # stable keys; filled by the one-shot part
-    if oneshot and space != "nb201":
-        out["oneshot_skipped"] = f"the one-shot supernet here is NB201's; none for space {space!r}"
+    if oneshot:
+        from dnas.shrink.oneshot import ONESHOT_SPACE, oneshot_ranking
+    if oneshot and space != ONESHOT_SPACE:
+        out["oneshot_skipped"] = f"the one-shot ranking supernet here is {ONESHOT_SPACE}'s; none for space {space!r}"
     elif oneshot:
-        from dnas.shrink.oneshot import oneshot_ranking
 
         members = [a for a in shrunk.archs() if a in true]
         full = list(true)

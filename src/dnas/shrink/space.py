@@ -9,7 +9,8 @@ architectures within that edit distance of it). Searches use it in two ways:
   ``run_discrete_search(space="nb201", strategy="evolution", evaluator=RestrictedEvaluator(ev,
   shrunk), ...)`` searches only pocket members; :func:`search_shrunk` does exactly that;
 * **one-shot supernets**: :meth:`ShrunkSpace.archs` to sample only pocket members, or
-  :meth:`ShrunkSpace.edge_mask` (NB201) to mask the candidates each edge may use (a looser
+  :meth:`ShrunkSpace.edge_mask` (per decision of the space's encoding; NB201: per edge) to mask
+  the candidates each edge may use (a looser
   space: the product of the per-edge candidates contains the pockets and more), see
   :mod:`dnas.shrink.oneshot`.
 
@@ -28,29 +29,27 @@ import numpy as np
 
 from dnas.errors import DataError, GenotypeError
 from dnas.evaluators.base import EvalResult, Evaluator, finite_archs
-from dnas.genotype import Genotype
 from dnas.io import write_json
-from dnas.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201Arch, parse_arch
+from dnas.spaces.base import SearchSpace, get_space
 
 FORMAT = "dnas.shrunk_space"
 VERSION = 1
 
 
-def arch_to_json(arch: Hashable) -> Any:
-    if isinstance(arch, NB201Arch):
-        return str(arch)
-    if isinstance(arch, Genotype):
-        return {k: v for k, v in arch.to_dict().items() if k in ("normal", "normal_concat", "reduce", "reduce_concat")}
-    raise GenotypeError(f"shrunk space: cannot store a {type(arch).__name__}; NB201 archs or DARTS genotypes only")
+_ENVELOPE = ("format", "version", "space", "meta")
 
 
-def arch_from_json(obj: Any) -> Hashable:
-    if isinstance(obj, str):
-        return parse_arch(obj)
-    if isinstance(obj, dict):
-        g = Genotype.from_dict(obj)
-        return Genotype(g.normal, g.normal_concat, g.reduce, g.reduce_concat)
-    raise GenotypeError(f"shrunk space: expected an arch string or genotype object, got {type(obj).__name__}")
+def arch_to_json(arch: Hashable, space: "str | SearchSpace") -> Any:
+    """The architecture as the space writes it (its genotype fields, without the envelope)."""
+    d = get_space(space).to_dict(arch)
+    return {k: v for k, v in d.items() if k not in _ENVELOPE}
+
+
+def arch_from_json(obj: Any, space: "str | SearchSpace") -> Hashable:
+    """Read what :func:`arch_to_json` wrote (or an older file's NB201 string / DARTS dict)."""
+    if not isinstance(obj, (str, dict)):
+        raise GenotypeError(f"shrunk space: expected an arch string or genotype object, got {type(obj).__name__}")
+    return get_space(space).parse(obj)
 
 
 @dataclass(frozen=True)
@@ -93,16 +92,17 @@ class ShrunkSpace:
         return -1
 
     def edge_mask(self) -> np.ndarray:
-        """NB201: ``(6, 5)`` bool, True where some member uses that op on that edge. Columns
-        follow :data:`~dnas.spaces.nb201.NB201_OPS`; a supernet masked by it samples from the
-        product of the allowed ops, which contains every pocket member."""
+        """``(decisions, max choices)`` bool over the space's categorical encoding: True where
+        some member takes that choice at that decision (NB201: ``(6, 5)``, edges x ops in
+        :data:`~dnas.spaces.nb201.NB201_OPS` order). A supernet masked by it samples from the
+        product of the allowed choices, which contains every pocket member."""
         members = self.archs()
-        if not members or not isinstance(members[0], NB201Arch):
-            raise GenotypeError(f"edge_mask: defined for NB201 pockets only, this space is {self.space!r}")
-        mask = np.zeros((len(NB201_EDGES), len(NB201_OPS)), dtype=bool)
+        if not members:
+            raise GenotypeError("edge_mask: the shrunk space has no members")
+        sp = get_space(self.space)
+        mask = np.zeros((len(sp.cardinalities), max(sp.cardinalities)), dtype=bool)
         for a in members:
-            for k, op in enumerate(a.ops):
-                mask[k, NB201_OPS.index(op)] = True
+            mask[np.arange(len(sp.cardinalities)), sp.encode(a)] = True
         return mask
 
     # ------------------------------------------------------------------ JSON
@@ -113,8 +113,8 @@ class ShrunkSpace:
             "space": self.space,
             "full_size": self.full_size,
             "pockets": [
-                {"center": arch_to_json(p.center), "radius": p.radius, "estimate": p.estimate,
-                 "evaluated": p.evaluated, "members": [arch_to_json(a) for a in p.members]}
+                {"center": arch_to_json(p.center, self.space), "radius": p.radius, "estimate": p.estimate,
+                 "evaluated": p.evaluated, "members": [arch_to_json(a, self.space) for a in p.members]}
                 for p in self.pockets
             ],
             "info": self.info,
@@ -126,15 +126,16 @@ class ShrunkSpace:
             raise DataError(f"{where}: not a dnas shrunk space (format {FORMAT!r}); write one with 'dnas shrink --out'")
         if d.get("version") != VERSION:
             raise DataError(f"{where}.version: expected {VERSION}, got {d.get('version')!r}")
+        space = str(d.get("space", "nb201"))
         try:
             pockets = [
-                Pocket(arch_from_json(p["center"]), int(p["radius"]), tuple(arch_from_json(a) for a in p["members"]),
-                       p.get("estimate"), int(p.get("evaluated", 0)))
+                Pocket(arch_from_json(p["center"], space), int(p["radius"]),
+                       tuple(arch_from_json(a, space) for a in p["members"]), p.get("estimate"), int(p.get("evaluated", 0)))
                 for p in d["pockets"]
             ]
         except (KeyError, TypeError, GenotypeError) as e:
             raise DataError(f"{where}.pockets: malformed pocket ({e}); expected center, radius, members") from None
-        return cls(str(d.get("space", "nb201")), pockets, int(d.get("full_size", 0)), dict(d.get("info", {})))
+        return cls(space, pockets, int(d.get("full_size", 0)), dict(d.get("info", {})))
 
     def save(self, path: "str | os.PathLike") -> Path:
         return write_json(Path(path), self.to_dict())

@@ -123,6 +123,7 @@ class SearchSpace(ABC):
     #: The space's registered name (set by :func:`register_space`).
     name: str = "space"
     #: Relaxations its supernet supports (empty: no weight sharing); ``supernet`` checks it.
+    #: Spaces may make it a property over the registered relaxations.
     relaxations: tuple[str, ...] = ()
     #: (channels, height, width) the evaluation network expects by default.
     input_shape: tuple[int, int, int] = (3, 32, 32)
@@ -233,6 +234,17 @@ class SearchSpace(ABC):
             X[k + 1, off + int(x)] = 1.0
             off += c
         return A, X
+
+    def all_archs(self, limit: int = 20_000) -> list[Arch] | None:
+        """Every architecture, when the space is small enough to list (shrinkage then works on
+        the whole space, not only on sampled neighbourhoods); ``None`` above ``limit``.
+        Default: every vector of the categorical view, decoded, in lexicographic order."""
+        import itertools
+        import math
+
+        if math.prod(self.cardinalities) > limit:
+            return None
+        return list(dict.fromkeys(self.decode(v) for v in itertools.product(*(range(c) for c in self.cardinalities))))
 
     # ------------------------------------------------------------------ shrinkage / diversity
     def distance(self, a: Arch, b: Arch) -> int:

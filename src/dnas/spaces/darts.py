@@ -46,12 +46,15 @@ class DartsSpace:
     def concat(self) -> list[int]:
         return list(range(2 + self.steps - self.multiplier, self.steps + 2))
 
-    def derive_cell(self, weights: torch.Tensor, keep: int = 2) -> list[tuple[str, int]]:
-        return derive_cell(weights, self.primitives, self.steps, keep)
+    def derive_cell(self, weights: torch.Tensor, keep: int = 2, rule: str = "darts") -> list[tuple[str, int]]:
+        if rule not in DERIVATION_RULES:
+            raise ConfigError(f"derivation: unknown rule {rule!r}; use one of {', '.join(DERIVATION_RULES)}")
+        return DERIVATION_RULES[rule](weights, self.primitives, self.steps, keep)
 
-    def derive(self, w_normal: torch.Tensor, w_reduce: torch.Tensor, **meta) -> Genotype:
+    def derive(self, w_normal: torch.Tensor, w_reduce: torch.Tensor, rule: str = "darts", **meta) -> Genotype:
+        """The discrete genotype of (edges, ops) weights under ``rule`` (see :data:`DERIVATION_RULES`)."""
         return Genotype(
-            self.derive_cell(w_normal), self.concat, self.derive_cell(w_reduce), self.concat, "darts", meta
+            self.derive_cell(w_normal, rule=rule), self.concat, self.derive_cell(w_reduce, rule=rule), self.concat, "darts", meta
         )
 
 
@@ -71,6 +74,24 @@ def derive_cell(weights: torch.Tensor, primitives: Sequence[str], steps: int, ke
             k_best = max(real, key=lambda k: (Wn[j][k], -k))
             gene.append((primitives[k_best], j))
     return gene
+
+
+def derive_cell_op_pairs(weights: torch.Tensor, primitives: Sequence[str], steps: int, keep: int = 2) -> list[tuple[str, int]]:
+    """The released GDAS parsing (NASNet space): per node, rank every (non-``none`` op, input)
+    pair of its incoming edges by weight and keep the ``keep`` strongest. Two kept ops may read
+    the same input; ties go to the lower input, then the lower op index (stable sort)."""
+    W = weights.detach().cpu().double().numpy()
+    real = [k for k, p in enumerate(primitives) if p != "none"]
+    gene: list[tuple[str, int]] = []
+    for i, sl in enumerate(node_slices(steps)):
+        Wn = W[sl]
+        pairs = sorted(((j, k) for j in range(i + 2) for k in real), key=lambda jk: -Wn[jk[0]][jk[1]])
+        gene.extend((primitives[k], j) for j, k in pairs[:keep])
+    return gene
+
+
+#: Derivation rules by name: ``rule(weights, primitives, steps, keep) -> [(op, input), ...]``.
+DERIVATION_RULES = {"darts": derive_cell, "op-pairs": derive_cell_op_pairs}
 
 
 def random_genotype(seed: int, space: DartsSpace | None = None) -> Genotype:
@@ -213,7 +234,7 @@ class Supernet(ArchWeightSplit, nn.Module):
 
     def genotype(self, **meta) -> Genotype:
         w_n, w_r = self.derive_weights()
-        return self.space.derive(w_n, w_r, **meta)
+        return self.space.derive(w_n, w_r, rule=getattr(self.relax, "derive_rule", "darts"), **meta)
 
     def arch_summary(self) -> dict:
         """Softmaxed op weights per edge (and edge weights), as plain lists for the event log."""
@@ -260,7 +281,12 @@ class DartsCellSpace(SearchSpace):
     reduction-cell flag.
     """
 
-    relaxations = ("darts", "pc", "gdas", "msg", "topo")
+    @property
+    def relaxations(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Every registered cell relaxation mixes DARTS-cell edges."""
+        from dnas.relax import RELAXATIONS
+
+        return tuple(RELAXATIONS.names())
 
     def __init__(self, primitives: Sequence[str] = tuple(DARTS_PRIMITIVES), steps: int = 4) -> None:
         self.cell = DartsSpace(tuple(primitives), steps, steps)
@@ -287,6 +313,13 @@ class DartsCellSpace(SearchSpace):
         from dnas.errors import GenotypeError
         from dnas.genotype import load_genotype
 
+        if isinstance(obj, str) and obj.lstrip().startswith("{"):  # the to_str form (JSON)
+            import json
+
+            try:
+                obj = json.loads(obj)
+            except json.JSONDecodeError as e:
+                raise GenotypeError(f"darts genotype: invalid JSON ({e.msg} at column {e.colno})") from None
         g = obj if isinstance(obj, Genotype) else load_genotype(obj)
         if g.is_hierarchical:
             raise GenotypeError("darts genotype: has per-stage cells or stages; use the hierarchical space")
@@ -308,7 +341,13 @@ class DartsCellSpace(SearchSpace):
         return arch.to_dict(with_meta=False)
 
     def to_str(self, arch: Genotype) -> str:
-        return str(arch)
+        """Compact JSON of the two cells (``parse`` reads it back)."""
+        import json
+
+        g = self.canonical(arch)
+        return json.dumps({"normal": [list(e) for e in g.normal], "normal_concat": list(g.normal_concat),
+                           "reduce": [list(e) for e in g.reduce], "reduce_concat": list(g.reduce_concat)},
+                          separators=(",", ":"))
 
     def hash(self, arch: Genotype) -> str:
         return arch.hash()
@@ -404,7 +443,7 @@ class DartsCellSpace(SearchSpace):
     def distance(self, a: Genotype, b: Genotype) -> int:
         from dnas.shrink.distance import darts_distance
 
-        return darts_distance(self.canonical(a), self.canonical(b))
+        return darts_distance(a, b)  # matches each node's edges, so edge order needs no canonical form
 
     # -------------------------------------------------------------- networks and cost
     input_shape = (3, 32, 32)

@@ -606,8 +606,15 @@ class NB201Space(SearchSpace):
     of the benchmark's network for ``params``.
     """
 
-    relaxations = ("darts", "pc", "gdas", "msg")
     input_shape = (3, 32, 32)
+
+    @property
+    def relaxations(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Every registered relaxation except those that choose which inputs a node keeps
+        (``selects_inputs``: TopoNAS), since an NB201 cell keeps every edge."""
+        from dnas.relax import RELAXATIONS
+
+        return tuple(n for n in RELAXATIONS.names() if not getattr(RELAXATIONS.get(n), "selects_inputs", False))
 
     def parse(self, obj: Any) -> NB201Arch:
         if isinstance(obj, str) and not obj.strip().startswith("|"):

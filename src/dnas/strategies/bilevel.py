@@ -7,8 +7,16 @@ the next val batch, and the val split is walked again in a new seeded order when
 
 First order treats the weights as constant during the architecture step. Second order
 (``unrolled``) follows the DARTS paper: the validation loss is taken at the weights after one
-virtual SGD step (with the optimizer's momentum and weight decay), and the implicit term is a
-finite-difference Hessian-vector product with ``R = 0.01 / ||v||``.
+virtual SGD step (with the optimizer's momentum, Nesterov correction and weight decay), and the
+implicit term is a Hessian-vector product, by central finite differences with
+``R = 0.01 / ||v||`` as in the reference (``hvp: finite-difference``) or exactly by double
+backward through the train loss (``hvp: exact``). The virtual step, the Hessian and the
+validation objective use the relaxation's own losses (:meth:`Relaxation.weight_loss`,
+:meth:`Relaxation.arch_loss`), so MSG-DAS unrolls the mean over its K sub-graphs.
+
+Which step comes first on a batch is the relaxation's :attr:`Relaxation.step_order` (GDAS:
+weights, then architecture). Temperature and drop schedules (:meth:`Relaxation.on_epoch`) run
+over the architecture-search epochs, counted from the end of the warm-up.
 
 The loop checkpoints after every epoch (model, both optimizers, scheduler, RNG, relaxation
 schedule) and the data order is a function of (seed, epoch), so a run killed at any point and
@@ -68,13 +76,18 @@ class Architect:
 
     def __init__(self, model, cfg: SearchConfig) -> None:
         self.model = model
+        order = tuple(getattr(model.relax, "step_order", ("arch", "weights")))
+        if sorted(order) != ["arch", "weights"]:
+            raise DnasError(f"relaxation {model.relax.name}: step_order must name 'arch' and 'weights' once each, got {order}; fix the relaxation class")
         self.terms = arch_terms(cfg, model)
         self.extra_steps = arch_steps(cfg, model)
         self.last_terms: dict[str, float] = {}
         #: Data-parallel gradient reduction (:class:`dnas.distributed.GradSync`); None for one process.
         self.sync = None
         self.unrolled = cfg.unrolled
+        self.hvp = cfg.hvp
         self.momentum = cfg.momentum
+        self.nesterov = cfg.nesterov
         self.weight_decay = cfg.weight_decay
         self.optimizer = torch.optim.Adam(
             model.arch_parameters(), lr=cfg.arch_lr, betas=tuple(cfg.arch_betas), weight_decay=cfg.arch_weight_decay
@@ -127,49 +140,97 @@ class Architect:
             self.last_terms.update({f"{name}/{k}": float(v) for k, v in logs.items()})
 
     def _unrolled_grads(self, xt, yt, xv, yv, eta, w_optimizer):
-        model = self.model
+        """Gradient of ``L_val(w', alpha)`` w.r.t. alpha with ``w' = w - eta * step(dL_train/dw)``
+        (the optimizer's virtual step): ``dL_val/dalpha - c * eta * H v`` with
+        ``v = dL_val/dw'``, ``H = d2L_train/(dalpha dw)`` and ``c = 1 + momentum`` under
+        Nesterov (its step holds the gradient twice), else 1. Returns (grads, val loss)."""
+        model, relax = self.model, self.model.relax
         names, weights = zip(*model.named_weights())
         arch = model.arch_parameters()
-        train_loss = F.cross_entropy(model(xt), yt)
-        gw = torch.autograd.grad(train_loss, weights, allow_unused=True)  # single-path: unsampled ops unused
-        gw = [torch.zeros_like(w) if g is None else g for w, g in zip(weights, gw)]
+        exact = self.hvp == "exact"
+        train_loss, _ = relax.weight_loss(model, xt, yt)
+        # single-path relaxations leave unsampled ops out of the graph: their gradient is None
+        gw = torch.autograd.grad(train_loss, weights, allow_unused=True, create_graph=exact)
+        used = [g is not None for g in gw]
+        gw_graph = gw
+        gw = [torch.zeros_like(w) if g is None else g.detach() for w, g in zip(weights, gw)]
         if self.sync is not None:
             gw = self.sync.train(gw)
         with torch.no_grad():
-            unrolled = []
-            for w, g in zip(weights, gw):
-                buf = w_optimizer.state.get(w, {}).get("momentum_buffer")
-                moment = buf * self.momentum if buf is not None else 0.0
-                unrolled.append((w - eta * (moment + g + self.weight_decay * w)).requires_grad_())
+            unrolled = [self._virtual_step(w, g, eta, w_optimizer).requires_grad_() for w, g in zip(weights, gw)]
         params = dict(zip(names, unrolled))
         arch_names = {id(p): n for n, p in model.named_parameters()}
         params.update({arch_names[id(a)]: a for a in arch})
-        buffers = {n: b.clone() for n, b in model.named_buffers()}
-        val_loss = F.cross_entropy(functional_call(model, (params, buffers), (xv,)), yv)
+        val_loss = relax.arch_loss(_WithParams(model, params), xv, yv)
         g = torch.autograd.grad(val_loss, list(arch) + unrolled, allow_unused=True)
         dalpha = [x if x is not None else torch.zeros_like(a) for x, a in zip(g[: len(arch)], arch)]
         vector = [x if x is not None else torch.zeros_like(u) for x, u in zip(g[len(arch) :], unrolled)]
         if self.sync is not None:
             g = self.sync.val(dalpha + vector)
             dalpha, vector = g[: len(arch)], g[len(arch) :]
-        # Hessian-vector product d2L_train/(dalpha dw) . v by central finite differences.
-        R = self.fd_radius / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)
-        with torch.no_grad():
-            for w, v in zip(weights, vector):
-                w.add_(v, alpha=R.item())
-        gp = torch.autograd.grad(F.cross_entropy(model(xt), yt), arch)
-        with torch.no_grad():
-            for w, v in zip(weights, vector):
-                w.sub_(v, alpha=2 * R.item())
-        gn = torch.autograd.grad(F.cross_entropy(model(xt), yt), arch)
-        with torch.no_grad():
-            for w, v in zip(weights, vector):
-                w.add_(v, alpha=R.item())
-        diff = [p - n for p, n in zip(gp, gn)]
+        if exact:
+            hv = self._exact_hvp(gw_graph, used, vector, arch)
+        else:
+            hv = self._finite_difference_hvp(xt, yt, weights, vector, arch)
         if self.sync is not None:
-            diff = self.sync.train(diff)
-        grads = [da - eta * d / (2 * R) for da, d in zip(dalpha, diff)]
+            hv = self.sync.train(hv)
+        scale = eta * ((1.0 + self.momentum) if self.nesterov else 1.0)
+        grads = [da - scale * h for da, h in zip(dalpha, hv)]
         return grads, val_loss
+
+    def _virtual_step(self, w, g, eta, w_optimizer):
+        """``w`` after one SGD step on gradient ``g`` with the optimizer's momentum buffer,
+        weight decay and (Nesterov) look-ahead, as ``torch.optim.SGD`` would take it."""
+        d = g + self.weight_decay * w
+        buf = w_optimizer.state.get(w, {}).get("momentum_buffer")
+        if self.momentum:
+            buf = d if buf is None else buf * self.momentum + d
+            d = d + self.momentum * buf if self.nesterov else buf
+        return w - eta * d
+
+    @staticmethod
+    def _exact_hvp(gw, used, vector, arch):
+        """``d/dalpha <dL_train/dw, v>`` by a second backward through the train-loss gradient
+        (``gw`` was taken with ``create_graph``); exact up to rounding, one extra backward."""
+        dot = sum((g * v).sum() for g, v, u in zip(gw, vector, used) if u)
+        if not torch.is_tensor(dot) or not dot.requires_grad:  # no weight gradient depends on alpha
+            return [torch.zeros_like(a) for a in arch]
+        hv = torch.autograd.grad(dot, arch, allow_unused=True)
+        return [torch.zeros_like(a) if h is None else h for h, a in zip(hv, arch)]
+
+    def _finite_difference_hvp(self, xt, yt, weights, vector, arch):
+        """``(dL_train/dalpha at w + R v  -  at w - R v) / 2R`` with ``R = fd_radius / ||v||``
+        (the DARTS reference); two extra train forwards and backwards."""
+        relax = self.model.relax
+        R = (self.fd_radius / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)).item()
+        grads = []
+        for sign in (1.0, -2.0):
+            with torch.no_grad():
+                for w, v in zip(weights, vector):
+                    w.add_(v, alpha=sign * R)
+            loss, _ = relax.weight_loss(self.model, xt, yt)
+            grads.append(torch.autograd.grad(loss, arch, allow_unused=True))
+        with torch.no_grad():
+            for w, v in zip(weights, vector):
+                w.add_(v, alpha=R)
+        zero = [torch.zeros_like(a) for a in arch]
+        return [((z if p is None else p) - (z if n is None else n)) / (2 * R) for p, n, z in zip(*grads, zero)]
+
+
+class _WithParams:
+    """The supernet run with substituted parameters (the unrolled weights) and a copy of its
+    buffers, callable like the module, so a relaxation's :meth:`arch_loss` can be evaluated at
+    the virtual step (each forward it makes, e.g. one per MSG-DAS sub-graph, sees those weights)."""
+
+    def __init__(self, model: torch.nn.Module, params: dict) -> None:
+        self.model, self.params = model, params
+        self.buffers = {n: b.clone() for n, b in model.named_buffers()}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, (self.params, self.buffers), (x,))
+
+    def __getattr__(self, item: str):
+        return getattr(self.__dict__["model"], item)
 
 
 def _then_channels_last(transform):
@@ -243,7 +304,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
         model = model.to(memory_format=torch.channels_last)
         train_b.transform = _then_channels_last(train_b.transform)
         val_b.transform = _then_channels_last(val_b.transform)
-    w_opt = torch.optim.SGD(model.weights(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    w_opt = torch.optim.SGD(model.weights(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, cfg.epochs, eta_min=cfg.lr_min)
     architect = Architect(model, cfg)
     guard = CollapseGuard(cfg)
@@ -286,7 +347,8 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             if stopped is not None:
                 break
             t0 = time.time()
-            model.relax.on_epoch(epoch, cfg.epochs)
+            # schedules (tau, drop rates) anneal over the architecture-search epochs only
+            model.relax.on_epoch(max(epoch - cfg.warmup_epochs, 0), max(cfg.epochs - cfg.warmup_epochs, 1))
             train_b.set_epoch(epoch)
             val_stream = cycled_val.epoch(epoch)  # a val batch for every step of the whole train split
             lr = w_opt.param_groups[0]["lr"]
@@ -302,24 +364,26 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 if sync is not None:  # this rank's shares of the global train and val batches
                     val_share = val_b.share
                     sync.set_shares(train_b.share, val_share)
-                if search_arch:
-                    xv, yv = xv.to(device, non_blocking=True), yv.to(device, non_blocking=True)
-                    a_loss = architect.step(xt, yt, xv, yv, lr, w_opt)
-                    _check_finite(a_loss, "architecture", epoch, step)
-                    arch_loss_sum += a_loss.item() * val_share
-                    arch_steps += 1
-                loss, logits = model.relax.weight_loss(model, xt, yt)
-                _check_finite(loss, "training", epoch, step)
-                # Single-path relaxations (gdas, msg) leave the unsampled ops out of the graph: their
-                # gradient is None, so SGD skips them this step (no decay, no momentum), as with backward().
-                grads = torch.autograd.grad(loss, weights, allow_unused=True)
-                if sync is not None:
-                    grads = sync.train(grads, like=weights)
-                for p, g in zip(weights, grads):
-                    p.grad = g
-                torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
-                w_opt.step()
-                w_opt.zero_grad(set_to_none=True)
+                for phase in model.relax.step_order:  # which step comes first is the relaxation's call
+                    if phase == "arch" and search_arch:
+                        xv, yv = xv.to(device, non_blocking=True), yv.to(device, non_blocking=True)
+                        a_loss = architect.step(xt, yt, xv, yv, lr, w_opt)
+                        _check_finite(a_loss, "architecture", epoch, step)
+                        arch_loss_sum += a_loss.item() * val_share
+                        arch_steps += 1
+                    elif phase == "weights":
+                        loss, logits = model.relax.weight_loss(model, xt, yt)
+                        _check_finite(loss, "training", epoch, step)
+                        # Single-path relaxations (gdas, msg) leave the unsampled ops out of the graph: their
+                        # gradient is None, so SGD skips them this step (no decay, no momentum), as with backward().
+                        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+                        if sync is not None:
+                            grads = sync.train(grads, like=weights)
+                        for p, g in zip(weights, grads):
+                            p.grad = g
+                        torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
+                        w_opt.step()
+                        w_opt.zero_grad(set_to_none=True)
                 b = yt.numel()
                 n += b
                 loss_sum += loss.item() * b

@@ -18,9 +18,16 @@ from dnas.errors import ConfigError
 from dnas.evaluators.base import EvalResult, Evaluator, finite_archs, make_evaluator
 from dnas.io import append_jsonl, write_json
 from dnas.strategies.base import STRATEGIES, DiscreteStrategy, Proposal, get_space
+from dnas.strategies.objectives import front_summary, objective_vector, parse_objectives
 
 #: Modules that register discrete strategies; optional ones may be missing.
-STRATEGY_MODULES = ("dnas.strategies.random_search", "dnas.strategies.evolution", "dnas.strategies.bohb")
+STRATEGY_MODULES = (
+    "dnas.strategies.random_search",
+    "dnas.strategies.evolution",
+    "dnas.strategies.bohb",
+    "dnas.strategies.local_search",
+    "dnas.strategies.nsga2",
+)
 
 
 def load_strategies() -> list[str]:
@@ -52,28 +59,44 @@ def make_strategy(name: str, space: str, *, seed: int, candidates=None, **option
 
 def run_discrete_search(
     *,
-    space: str,
+    space: "str | Any",
     strategy: str,
     evaluator: "str | Evaluator",
     budget: int,
     seed: int,
     out_dir: Path | None = None,
+    objectives: "str | list[str] | tuple[str, ...] | None" = None,
     **strategy_options: Any,
 ) -> dict:
     """Search ``space`` with ``strategy`` for ``budget`` evaluations and return the result dict.
 
-    On a finite evaluator (a table) proposals are restricted to its architectures.
+    On a finite evaluator (a table) proposals are restricted to its architectures. With
+    ``objectives`` (e.g. ``"error,params"``, see :mod:`dnas.strategies.objectives`) every history
+    row carries the objective values and the result the non-dominated ``front`` and, for two or
+    more objectives, its ``hypervolume``, whatever the strategy; a multi-objective strategy
+    (NSGA-II) is given them and reports its default ones when none are named.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(f"budget: must be a positive integer number of queries, got {budget!r}")
     ev = make_evaluator(evaluator)
+    space = get_space(space)  # a name or a SearchSpace object (a user's, with its options)
     ev_space = getattr(ev, "space", None)
-    if ev_space is not None and ev_space != space:
-        raise ConfigError(f"space: evaluator {evaluator!r} holds {ev_space!r} architectures, not {space!r}; use --space {ev_space}")
+    ev_space = getattr(ev_space, "name", ev_space)  # a name or a SearchSpace
+    if ev_space is not None and ev_space != space.name:
+        raise ConfigError(f"space: evaluator {evaluator!r} holds {ev_space!r} architectures, not {space.name!r}; use --space {ev_space}")
     candidates = finite_archs(ev)
     if candidates is not None and budget > len(candidates):
         raise ConfigError(f"budget: {budget} queries exceed the {len(candidates)} architectures the evaluator holds")
+    objectives = parse_objectives(objectives)
+    load_strategies()
+    cls = STRATEGIES.get(strategy, "strategy")
+    if objectives is None:
+        objectives = getattr(cls, "default_objectives", None)
+    if objectives is not None and "objectives" in inspect.signature(cls.__init__).parameters:
+        strategy_options = {**strategy_options, "objectives": objectives}
     strat = make_strategy(strategy, space, seed=seed, candidates=candidates, **strategy_options)
+    obj_values: list[tuple[float, ...]] = []
+    obj_archs: list[Any] = []
 
     events = None
     if out_dir is not None:
@@ -99,6 +122,11 @@ def run_discrete_search(
             "cost": dict(r.cost),
             "cached": r.cached,
         }
+        if objectives is not None:
+            v = objective_vector(strat.space, p.arch, r, objectives)
+            obj_values.append(v)
+            obj_archs.append(p.arch)
+            row["objectives"] = dict(zip(objectives, v))
         history.append(row)
         if events is not None:
             append_jsonl(events, {"event": "query", **row})
@@ -107,7 +135,7 @@ def run_discrete_search(
     if not history:
         raise ConfigError(f"strategy {strategy}: evaluated nothing within budget {budget}")
     result = {
-        "space": space,
+        "space": space.name,
         "strategy": strategy,
         "evaluator": evaluator if isinstance(evaluator, str) else type(ev).__name__,
         "seed": seed,
@@ -119,6 +147,9 @@ def run_discrete_search(
         "seconds": round(time.perf_counter() - t0, 3),
         "history": history,
     }
+    if objectives is not None:
+        result["options"] = {k: v for k, v in strategy_options.items() if k != "objectives"}
+        result.update(front_summary(strat.space, ev, objectives, obj_archs, obj_values))
     if out_dir is not None:
         write_json(out_dir / "result.json", result)
     return result

@@ -50,6 +50,7 @@ class RegularizedEvolution(DiscreteStrategy):
         self.population: deque[tuple[Hashable, float]] = deque()
         self.mutations = 0  # children produced by a true one-edge mutation
         self.fallbacks = 0  # children drawn by the fallback rule
+        self._neighbours: dict[Hashable, list[Hashable]] = {}  # allowed neighbours of parents so far
 
     def ask(self) -> Proposal:
         if len(self.population) < self.population_size:
@@ -59,7 +60,9 @@ class RegularizedEvolution(DiscreteStrategy):
         return Proposal(self._mutate(parent))
 
     def _mutate(self, parent: Hashable) -> Hashable:
-        options = [a for a in self.space.neighbours(parent) if self.allowed(a) and a not in self.evaluated]
+        if parent not in self._neighbours:  # a good parent wins many tournaments: enumerate once
+            self._neighbours[parent] = [a for a in self.space.neighbours(parent) if self.allowed(a)]
+        options = [a for a in self._neighbours[parent] if a not in self.evaluated]
         if options:
             self.mutations += 1
             return self.rng.choice(options)
