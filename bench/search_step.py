@@ -28,7 +28,8 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "search_step.json"
 #: ``--relaxations all``: every built-in relaxation (``topo:pc`` = TopoNAS with PC-DARTS op mixing).
-ALL_RELAXATIONS = ("darts", "pc", "gdas", "msg", "topo", "topo:pc")
+ALL_RELAXATIONS = ("darts", "pc", "gdas", "msg", "topo", "topo:pc",
+                   "drnas", "snas", "fairdarts", "beta-darts", "darts-minus", "sdarts-rs", "sdarts-adv", "spos", "proxyless")
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -59,9 +60,11 @@ def worker(args: argparse.Namespace) -> dict:
 
     def iteration():
         (xt, yt), (xv, yv) = batch(), batch()
-        architect.step(xt, yt, xv, yv, cfg.lr, w_opt)
-        loss, _ = model.relax.weight_loss(model, xt, yt)
-        grads = torch.autograd.grad(loss, weights, allow_unused=True)  # single-path: unsampled ops unused
+        if model.relax.needs_arch_step:  # spos trains the weights only
+            architect.step(xt, yt, xv, yv, cfg.lr, w_opt)
+        with model.relax.weight_scope(model, xt, yt):  # sdarts: the perturbation is part of the step
+            loss, _ = model.relax.weight_loss(model, xt, yt)
+            grads = torch.autograd.grad(loss, weights, allow_unused=True)  # single-path: unsampled ops unused
         for p, g in zip(weights, grads):
             p.grad = g
         torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)

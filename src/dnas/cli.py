@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "dnas.commands.train",
     "dnas.commands.export",
     "dnas.commands.predictor",
+    "dnas.commands.proxy",
     "dnas.commands.evolve",
     "dnas.commands.latency",
     "dnas.commands.shrink",

@@ -57,6 +57,29 @@ class SearchConfig(BaseModel):
     topo_ops: Literal["darts", "pc"] = Field("darts", description="topo: op mixing on each edge, softmax (darts) or partial channel (pc, uses partial_k)")
     topo_pa_weight: float = Field(0.1, ge=0, description="topo: weight of the passive-aggressive invalid-topology hinge (0 switches it off)")
     topo_pa_margin: float = Field(1.0, ge=0, description="topo: logit margin by which invalid node-input pairs must trail the best valid pair")
+    # one-shot methods (dnas.relax.drnas/snas/fairdarts/betadarts/darts_minus/sdarts/spos/proxyless)
+    drnas_reg: Literal["kl", "l2", "none"] = Field("kl", description="drnas: anchor regulariser, KL(Dir(elu(alpha)+1) || Dir(1)) or L2 on alpha")
+    drnas_reg_scale: float = Field(1e-3, ge=0, description="drnas: weight of the anchor regulariser (paper: 1e-3)")
+    drnas_partial_k: int = Field(1, ge=1, description="drnas: 1/K of the channels through the ops with edge normalisation (1: all channels)")
+    snas_tau_max: float = Field(1.0, gt=0, description="snas: Gumbel-softmax temperature at the first epoch")
+    snas_tau_min: float = Field(0.33, gt=0, description="snas: temperature at the last epoch (linear anneal)")
+    fair_zero_one: float = Field(10.0, ge=0, description="fairdarts: weight of the zero-one loss (paper w01 = 10; 0 switches it off)")
+    beta_lambda: float = Field(0.5, ge=0, description="beta-darts: beta-decay weight at the last epoch (linear from 0)")
+    dm_beta: float = Field(1.0, ge=0, description="darts-minus: auxiliary skip weight at the first epoch, decaying linearly to 0")
+    sdarts_epsilon: float = Field(0.3, gt=0, description="sdarts-rs/adv: perturbation radius at the last epoch")
+    sdarts_epsilon_min: float = Field(0.03, ge=0, description="sdarts-rs/adv: perturbation radius at the first epoch (linear ramp)")
+    sdarts_steps: int = Field(7, ge=1, description="sdarts-adv: projected gradient-ascent steps per weight step")
+    # selection after the search (dnas.selection): argmax | darts-pt | evolution | random
+    selection: Optional[str] = Field(None, description="how the genotype is chosen from the trained supernet: argmax (derive from the weights) | darts-pt (perturbation) | evolution / random (score archs in the supernet); default: the relaxation's (spos: evolution, else argmax)")
+    oneshot_population: int = Field(50, ge=2, description="evolution selection: population (SPOS: 50)")
+    oneshot_iterations: int = Field(20, ge=1, description="evolution selection: generations (SPOS: 20)")
+    oneshot_topk: int = Field(10, ge=1, description="evolution: parents kept per generation (SPOS: 10); random: re-scored on all val batches")
+    oneshot_mutation: float = Field(0.1, ge=0, le=1, description="evolution selection: probability of redrawing each choice (SPOS: 0.1)")
+    oneshot_samples: int = Field(1000, ge=1, description="random selection: architectures sampled and scored (RSPS: 1000)")
+    oneshot_bn_batches: int = Field(10, ge=1, description="evolution/random: training batches for BatchNorm recalibration per candidate")
+    oneshot_eval_batches: Optional[int] = Field(None, ge=1, description="evolution/random: validation batches per score (None: all)")
+    pt_tune_epochs: int = Field(1, ge=0, description="darts-pt: weight fine-tuning epochs after each decision (paper: 5)")
+    pt_eval_batches: Optional[int] = Field(None, ge=1, description="darts-pt: validation batches per accuracy measurement (None: all)")
     # supernet
     init_channels: int = Field(8, ge=2)
     layers: int = Field(5, ge=1)
@@ -160,6 +183,15 @@ class SearchConfig(BaseModel):
             raise ValueError("cell: a fixed cell is only used by the stage-level search; use --preset hdas-stage (space: hierarchical, hier_level: stage)")
         return self
 
+    @field_validator("selection")
+    @classmethod
+    def _known_selection(cls, v: Optional[str]) -> Optional[str]:
+        from dnas.selection import SELECTIONS
+
+        if v is not None and v not in SELECTIONS:
+            raise ValueError(f"unknown selection {v!r}; choose one of: {', '.join(SELECTIONS.names())}")
+        return v
+
     @model_validator(mode="after")
     def _gdas_derive_needs_cells(self) -> "SearchConfig":
         # nb201 derives by argmax per edge, which is already the released NB201 GDAS rule
@@ -219,6 +251,34 @@ PRESETS.update({
     "hdas-stage": dict(_HDAS_COMMON, hier_level="stage", cell="DARTS_V2", layers=20, stem_multiplier=4, stage_end_search=True),
     "hdas-cell": dict(_HDAS_COMMON, hier_level="cell", layers=8),
     "hdas": dict(_HDAS_COMMON, hier_level="both", layers=8, stage_end_search=True),
+})
+
+# One-shot methods compared against (dnas.relax.*, dnas.selection.*): each paper's own
+# hyper-parameters where it gives them, on top of the DARTS search settings that all of them
+# inherit (batch 64, SGD 0.025 cosine to 0.001, 50 epochs, C=16, 8 layers, Adam 3e-4 on alpha).
+_DARTS_SEARCH = {k: v for k, v in PRESETS["darts"].items() if k != "relaxation"}
+PRESETS.update({
+    # DrNAS: KL anchor 1e-3, architecture Adam lr 6e-4 (its DARTS-space runs); progressive stages not built.
+    "drnas": dict(_DARTS_SEARCH, relaxation="drnas", drnas_reg="kl", drnas_reg_scale=1e-3, arch_lr=6e-4),
+    # SNAS: temperature 1.0 annealed to 0.33; the resource term is off (add cost_objective to constrain).
+    "snas": dict(_DARTS_SEARCH, relaxation="snas", snas_tau_max=1.0, snas_tau_min=0.33),
+    # Fair DARTS: zero-one loss weight 10, no `none` candidate.
+    "fairdarts": dict(_DARTS_SEARCH, relaxation="fairdarts", fair_zero_one=10.0,
+                      primitives=[p for p in DARTS_PRIMITIVES if p != "none"]),
+    "beta-darts": dict(_DARTS_SEARCH, relaxation="beta-darts", beta_lambda=0.5),
+    # DARTS-: auxiliary skip weight 1, linear decay to 0.
+    "darts-minus": dict(_DARTS_SEARCH, relaxation="darts-minus", dm_beta=1.0),
+    # SDARTS: epsilon 0.03 -> 0.3 over the epochs; ADV: 7 PGD steps.
+    "sdarts-rs": dict(_DARTS_SEARCH, relaxation="sdarts-rs", sdarts_epsilon=0.3, sdarts_epsilon_min=0.03),
+    "sdarts-adv": dict(_DARTS_SEARCH, relaxation="sdarts-adv", sdarts_epsilon=0.3, sdarts_epsilon_min=0.03, sdarts_steps=7),
+    # SPOS: evolution with population 50, 20 generations, top 10, mutation 0.1; RSPS: 1000 random, top 10.
+    "spos": dict(_DARTS_SEARCH, relaxation="spos", selection="evolution", oneshot_population=50, oneshot_iterations=20,
+                 oneshot_topk=10, oneshot_mutation=0.1, guard="off"),
+    "rsps": dict(_DARTS_SEARCH, relaxation="spos", selection="random", oneshot_samples=1000, oneshot_topk=10, guard="off"),
+    # ProxylessNAS: binary gates with the expected-latency term from the per-op latency table measured here.
+    "proxyless": dict(_DARTS_SEARCH, relaxation="proxyless", cost_objective="latency_table"),
+    # DARTS-PT: a DARTS supernet, then perturbation-based selection with 5 tuning epochs per decision.
+    "darts-pt": dict(_DARTS_SEARCH, relaxation="darts", selection="darts-pt", pt_tune_epochs=5),
 })
 
 

@@ -273,15 +273,15 @@ class HierarchicalSupernet(ArchWeightSplit, nn.Module):
         cw = self.cell_relax
         w_n = w_r = e_n = e_r = [None] * NUM_STAGES
         if self.space.search_cells:
-            w_n = [cw.op_weights(a, training=train) for a in self.alpha_normal]
-            w_r = [cw.op_weights(a, training=train) for a in self.alpha_reduce]
+            w_n = [cw.forward_op_weights(a, training=train) for a in self.alpha_normal]
+            w_r = [cw.forward_op_weights(a, training=train) for a in self.alpha_reduce]
             if self.beta_normal is not None:
                 e_n = [_forward_edge_weights(cw, b, self.steps, train) for b in self.beta_normal]
                 e_r = [_forward_edge_weights(cw, b, self.steps, train) for b in self.beta_reduce]
         s0 = s1 = self.stem(x)
         if self.space.search_stages:
             for s, stage in enumerate(self.stages):
-                link_w = [self.link_relax.op_weights(a, training=train) for a in self._stage_links(s)]
+                link_w = [self.link_relax.forward_op_weights(a, training=train) for a in self._stage_links(s)]
                 end_w = self.end_probs(s) if self.beta_end is not None else None
                 out = stage(s0, s1, link_w, w_n[s], e_n[s], end_w, self.space.end_choices(s))
                 if s < NUM_STAGES - 1:

@@ -14,14 +14,15 @@ from dnas.commands.common import emit_json, say, show_progress
 
 @app.command()
 def search(
-    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | gdas | quick (the default built-in search) | hdas-stage | hdas-cell | hdas"),
+    preset: Optional[str] = typer.Option(None, help="darts | pc-darts | gdas | quick (the default built-in search) | hdas-stage | hdas-cell | hdas | drnas | snas | fairdarts | beta-darts | darts-minus | sdarts-rs | sdarts-adv | spos | rsps | proxyless | darts-pt"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config fields"),
     data: Optional[str] = typer.Option(None, help="built-in name (mnist, digits) or a path (image folder, .npz, CIFAR batches)"),
     epochs: Optional[int] = typer.Option(None, min=1),
     seed: Optional[int] = typer.Option(None),
     out: Optional[Path] = typer.Option(None, help="run directory (default runs/search-<time>)"),
     resume: Optional[Path] = typer.Option(None, help="continue the run in this directory"),
-    relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | gdas (one Gumbel-sampled path) | msg (K sampled sub-graphs) | topo (topology variables)"),
+    relaxation: Optional[str] = typer.Option(None, help="how edges mix ops: darts (softmax) | pc (partial channel) | gdas (one Gumbel-sampled path) | msg (K sampled sub-graphs) | topo (topology variables) | drnas | snas | fairdarts | beta-darts | darts-minus | sdarts-rs | sdarts-adv | spos | proxyless"),
+    selection: Optional[str] = typer.Option(None, "--selection", help="how the genotype is chosen from the trained supernet: argmax | darts-pt (perturbation) | evolution | random (score archs in the supernet; spos default: evolution)"),
     guard: Optional[str] = typer.Option(None, "--guard", help="collapse guard: off | log (default: per-epoch Hessian eigenvalue, parameter-free share) | stop (also stop early on collapse)"),
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
     hvp: Optional[str] = typer.Option(None, "--hvp", help="with --unrolled: finite-difference (DARTS reference, R = 0.01/||v||) | exact (double backward)"),
@@ -39,6 +40,7 @@ def search(
     strategy: Optional[str] = typer.Option(None, help="bilevel (supernet search) | random | evolution | local-search | bohb | bohb-gcn | nsga2 (discrete, with --evaluator)"),
     evaluator: Optional[str] = typer.Option(None, help="for discrete strategies: tabular:FILE (or tabular:nb201_cifar10)"),
     budget: Optional[int] = typer.Option(None, min=1, help="for discrete strategies: number of queries"),
+    strategy_opt: Optional[list[str]] = typer.Option(None, "--strategy-opt", help="KEY=VALUE option of a discrete strategy (repeatable), e.g. warm_start=zc:synflow,table=nb201_cifar10_zc"),
     objectives: Optional[str] = typer.Option(None, "--objectives", help="discrete strategies: minimise these, e.g. error,params (or macs, latency); reports the front and its hypervolume"),
     min_budget: Optional[float] = typer.Option(None, help="bohb: smallest budget (epochs)"),
     max_budget: Optional[float] = typer.Option(None, help="bohb: largest budget (epochs)"),
@@ -74,12 +76,13 @@ def search(
     if _is_discrete(space, strategy, evaluator, relaxation):
         if workers or ray_address:
             bohb.update(executor="ray", workers=workers, ray_address=ray_address)
-        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, objectives=objectives, **bohb)
+        _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, objectives=objectives, **bohb,
+                  **_strategy_opts(strategy_opt))
         return
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, arch_lr=arch_lr, batch_size=batch_size,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, selection=selection, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, arch_lr=arch_lr, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
         strategy=strategy, cell=cell, space=space if space != "darts" else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
@@ -144,6 +147,26 @@ def _print_generalized(result, as_json: bool, quiet: bool) -> None:
     say(quiet, f"best structure: {d['structure']}")
     say(quiet, f"best operators: {d['operators']}")
     say(quiet, f"accuracy {d['accuracy']:.4f} after {d['evaluations']} evaluations; run directory: {d['run_dir']}")
+
+
+def _strategy_opts(items: Optional[list[str]]) -> dict:
+    """``["k=10", "warm_start=zc:synflow"]`` -> ``{"k": 10, "warm_start": "zc:synflow"}``."""
+    from dnas.errors import ConfigError
+
+    out: dict = {}
+    for item in items or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--strategy-opt: expected KEY=VALUE, got {item!r}")
+        for cast in (int, float):
+            try:
+                out[key] = cast(val)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = val
+    return out
 
 
 def _cost_objective(cost: Optional[str], predictor: Optional[str]) -> Optional[str]:

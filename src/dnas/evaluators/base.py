@@ -62,7 +62,7 @@ def finite_archs(evaluator: Evaluator) -> Sequence[Hashable] | None:
 
 
 #: Modules that register the built-in evaluator kinds (imported on first use).
-EVALUATOR_MODULES: list[str] = ["dnas.evaluators.tabular"]
+EVALUATOR_MODULES: list[str] = ["dnas.evaluators.tabular", "dnas.evaluators.zerocost"]
 
 #: ``kind -> factory(arg: str) -> Evaluator``; ``arg`` is the text after ``kind:``.
 EVALUATORS: Registry[Callable[[str], Evaluator]] = Registry("evaluator")

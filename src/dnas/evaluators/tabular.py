@@ -26,9 +26,12 @@ from dnas.genotype import Genotype
 from dnas.spaces.nb201 import NB201Arch
 
 #: Record files shipped with dnas, usable by name (``tabular:nb201_cifar10``).
-BUILTIN_TABLES = {"nb201_cifar10": "nb201_cifar10.json", "nb301_cifar10": "nb301_cifar10.json"}
+BUILTIN_TABLES = {"nb201_cifar10": "nb201_cifar10.json", "nb301_cifar10": "nb301_cifar10.json",
+                  # the same records with NAS-Bench-Suite-Zero's published zero-cost proxy scores
+                  "nb201_cifar10_zc": "nb201_cifar10_zc.json", "nb301_cifar10_zc": "nb301_cifar10_zc.json"}
 _GENOTYPE_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 _COST_FIELDS = ("flops_m", "params_m")
+_RECORD_FIELDS = ("arch", "val_accuracy", *_GENOTYPE_FIELDS, *_COST_FIELDS)
 
 
 def resolve_table(name_or_path: "str | os.PathLike") -> tuple[str, str]:
@@ -83,7 +86,9 @@ def _plain(g: Genotype) -> Genotype:
 
 def load_records(source: "str | os.PathLike | list") -> tuple[str, list[dict]]:
     """Load and validate records; return ``(source_label, records)`` where each record has a
-    parsed ``key`` (NB201Arch or Genotype), ``val_accuracy`` and the cost fields it gave.
+    parsed ``key`` (NB201Arch or Genotype), ``val_accuracy``, the cost fields it gave, and
+    ``fields``: every other numeric field of the record (e.g. zero-cost proxy scores), as floats
+    (``null`` and non-numbers are left out; ``NaN``/``inf`` are kept for the reader to handle).
     Any problem raises a one-line :class:`DataError` naming the record index and field."""
     if isinstance(source, list):
         src, raw = "<list>", source
@@ -123,6 +128,8 @@ def load_records(source: "str | os.PathLike | list") -> tuple[str, list[dict]]:
         for k in _COST_FIELDS:
             if k in r and r[k] is not None:
                 rec[k] = _number(src, i, k, r[k], 0.0, math.inf)
+        rec["fields"] = {k: float(v) for k, v in r.items()
+                         if k not in _RECORD_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool)}
         out.append(rec)
     kinds = {type(r["key"]) for r in out}
     if len(kinds) > 1:

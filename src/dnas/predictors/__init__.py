@@ -1,4 +1,5 @@
-"""Performance predictors: encodings, GCN / MLP accuracy predictors and ranking metrics.
+"""Performance predictors: encodings, GCN / MLP / tree accuracy predictors, zero-cost proxy
+features (:mod:`.zcfeatures`, proxies themselves in :mod:`.zerocost`) and ranking metrics.
 
 ``make_predictor("gcn", seed=0)`` returns an object with ``fit(archs, accuracies)`` and
 ``predict(archs)``; register new ones in :data:`PREDICTORS`. Evaluate one on held-out records
@@ -11,12 +12,16 @@ from typing import Any, Callable
 from dnas.predictors.gcn import GCNPredictor
 from dnas.predictors.metrics import kendall_tau, predictor_evaluate, spearman
 from dnas.predictors.mlp import MLPPredictor, NeuralPredictor
+from dnas.predictors.trees import BoostingPredictor, RandomForestPredictor, TreePredictor
+from dnas.predictors.zcfeatures import FEATURE_SETS, ZCFeatures
 from dnas.registry import Registry
 
 #: ``name -> factory(**options)`` of accuracy predictors.
 PREDICTORS: Registry[Callable[..., Any]] = Registry("predictor")
 PREDICTORS.register("gcn", GCNPredictor)
 PREDICTORS.register("mlp", MLPPredictor)
+PREDICTORS.register("rf", RandomForestPredictor)
+PREDICTORS.register("gbm", BoostingPredictor)
 
 
 def make_predictor(name: str, **options: Any) -> Any:
@@ -36,6 +41,11 @@ __all__ = [
     "GCNPredictor",
     "MLPPredictor",
     "NeuralPredictor",
+    "TreePredictor",
+    "RandomForestPredictor",
+    "BoostingPredictor",
+    "ZCFeatures",
+    "FEATURE_SETS",
     "kendall_tau",
     "spearman",
     "predictor_evaluate",

@@ -53,6 +53,10 @@ def predictor_evaluate(
     predictor: "str | Callable[..., Any]",
     train_size: int = 100,
     seeds: "int | Sequence[int]" = 3,
+    *,
+    features: str = "graph",
+    zc_proxies: "Sequence[str] | None" = None,
+    untrained: bool = True,
     **options: Any,
 ) -> dict:
     """Train on ``train_size`` random records per seed, score the rest.
@@ -61,6 +65,12 @@ def predictor_evaluate(
     registered name (``gcn``, ``mlp``) or a factory ``f(seed=..., **options)`` returning an
     object with ``fit(archs, accuracies)`` and ``predict(archs)``. Returns mean ``kendall_tau``
     and ``spearman`` (with their std over seeds), ``per_seed`` values and ``baselines``.
+
+    ``features`` (``graph``, ``zc``, ``graph+zc``) chooses the inputs; proxy scores come from the
+    records' fields (``zc_proxies``: which ones; default every known proxy some record
+    carries), preprocessed on each seed's training split only. With proxies, ``baselines``
+    also holds each proxy's own ranking of the held-out archs (``<proxy>_kendall_tau``).
+    ``untrained=False`` skips the untrained-predictor baseline (half the time of a neural one).
     """
     from dnas.predictors import make_predictor
 
@@ -70,11 +80,19 @@ def predictor_evaluate(
         raise ConfigError("seeds: need at least one seed")
     if not 2 <= train_size <= len(recs) - 2:
         raise ConfigError(f"train_size: must be in [2, {len(recs) - 2}] for {len(recs)} records, got {train_size}")
+    zc = None
+    if "zc" in str(features):
+        from dnas.predictors.zcfeatures import ZCFeatures
+
+        zc = ZCFeatures.from_records(recs, zc_proxies)
+    shown = dict(options, features=features, **({"zc_proxies": zc.proxies} if zc is not None else {}))
     if isinstance(predictor, str):
         options = {"space": records_space(recs), **options}
         factory = lambda **kw: make_predictor(predictor, **kw)  # noqa: E731
     else:
         factory = predictor
+    if isinstance(predictor, str) or features != "graph":
+        options = {**options, "features": features, "zc": zc}
     archs = [r["key"] for r in recs]
     acc = np.array([r["val_accuracy"] for r in recs])
     cost = {k: np.array([r.get(k, np.nan) for r in recs]) for k in ("params_m", "flops_m")}
@@ -96,7 +114,12 @@ def predictor_evaluate(
             if not np.isnan(v[te]).any():
                 row[f"{k.split('_')[0]}_kendall_tau"] = kendall_tau(v[te], acc[te])
                 row[f"{k.split('_')[0]}_spearman"] = spearman(v[te], acc[te])
-        if getattr(model, "epochs", None) is not None:
+        if zc is not None:  # each proxy alone; a missing score ranks last
+            raw = zc.raw([archs[i] for i in te])
+            for j, name in enumerate(zc.proxies):
+                col = np.where(np.isnan(raw[:, j]), -np.inf, raw[:, j])
+                row[f"{name}_kendall_tau"] = kendall_tau(col, acc[te])
+        if untrained and getattr(model, "epochs", None) is not None:
             untrained = factory(seed=s, **{**options, "epochs": 0}).fit([archs[i] for i in tr], acc[tr])
             row["untrained_kendall_tau"] = kendall_tau(untrained.predict([archs[i] for i in te]), acc[te])
         base_rows.append(row)
@@ -115,5 +138,6 @@ def predictor_evaluate(
         "spearman": mean("spearman", per_seed),
         "per_seed": per_seed,
         "baselines": {k: mean(k, base_rows) for k in base_rows[0]},
-        "options": options,
+        "features": features,
+        "options": {k: v for k, v in shown.items() if k != "features"},
     }

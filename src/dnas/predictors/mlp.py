@@ -61,6 +61,9 @@ class NeuralPredictor:
         hidden: int = 64,
         ensemble: int = 3,
         space: Any = "nb201",
+        features: str = "graph",
+        zc: Any = None,
+        zc_min_tau: float = 0.3,
     ):
         if loss not in LOSSES:
             raise ConfigError(f"predictor loss: must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -75,6 +78,18 @@ class NeuralPredictor:
         #: The space whose encodings the predictor reads (any :class:`~dnas.spaces.base.SearchSpace`).
         self.space = get_space(space)
         self.n_features = 0
+        from dnas.predictors.zcfeatures import check_features
+
+        #: ``graph`` (the space's graph / one-hot), ``zc`` (proxy scores only) or ``graph+zc``.
+        self.feature_set = features
+        self.use_graph, self.use_zc = check_features(features, zc)
+        self.zc = zc  # a ZCFeatures; fitted on the training archs in fit()
+        self._zc = None
+        self.n_zc = 0
+        #: Keep only proxies whose |Kendall tau| with accuracy on the *training* archs reaches
+        #: this (at least the best one): on the DARTS space most proxies barely rank the archs
+        #: (tau < 0.3) and, as extra inputs of a small net trained on 100 archs, only add noise.
+        self.zc_min_tau = float(zc_min_tau)
 
     def _archs(self, archs: Sequence[Any]) -> list[Any]:
         return [self.space.parse(a) for a in archs]
@@ -85,6 +100,16 @@ class NeuralPredictor:
 
     def features(self, archs: Sequence[Any]) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError("subclasses encode architectures")  # pragma: no cover
+
+    def _inputs(self, archs: Sequence[Any]) -> tuple[torch.Tensor, ...]:
+        """The model's inputs: the subclass's graph features and/or the proxy features."""
+        graph = self.features(archs) if self.use_graph else ()
+        extra = (torch.from_numpy(self._zc.transform(archs)),) if self.use_zc else ()
+        return (*graph, *extra)
+
+    def _model(self) -> nn.Module:
+        # proxies alone: the same MLP for every predictor (there is no graph to convolve)
+        return self.build() if self.use_graph else MLP(self.n_zc, self.hidden)
 
     # ------------------------------------------------------------------ training
     def _loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -107,13 +132,16 @@ class NeuralPredictor:
         self.y_mean = float(y.mean())
         self.y_std = float(y.std()) or 1.0
         yn = (y - self.y_mean) / self.y_std
-        feats = self.features(self._archs(archs))
-        self.n_features = int(feats[-1].shape[-1])
+        archs = self._archs(archs)
+        self._zc = self.zc.fit(archs, np.asarray(accuracies, dtype=np.float64), self.zc_min_tau) if self.use_zc else None
+        self.n_zc = self._zc.width if self._zc is not None else 0
+        feats = self._inputs(archs)
+        self.n_features = int(feats[-1 - int(self.use_zc)].shape[-1]) if self.use_graph else 0
         self.members = []
         with torch.random.fork_rng(devices=[]), single_thread():
             for m in range(self.ensemble):
                 torch.manual_seed(self.seed * 1009 + m)
-                model = self.build()
+                model = self._model()
                 opt = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
                 model.train()
                 for _ in range(self.epochs):
@@ -126,29 +154,34 @@ class NeuralPredictor:
                 self.members.append((model, float(out.mean()), float(out.std()) or 1.0))
         return self
 
-    def predict(self, archs: Sequence[Any]) -> np.ndarray:
-        """Accuracy-scaled scores for ``archs`` (higher = predicted better)."""
+    def predict_members(self, archs: Sequence[Any]) -> np.ndarray:
+        """``(members, archs)`` accuracy-scaled scores of each ensemble member: their spread
+        is the ensemble's uncertainty (BANANAS's acquisition reads it)."""
         if not self.members:
             raise ConfigError("predictor: call fit() before predict()")
-        feats = self.features(self._archs(archs))
-        total = torch.zeros(len(archs))
+        feats = self._inputs(self._archs(archs))
+        rows = []
         with torch.no_grad(), single_thread():
             for model, mu, sd in self.members:
                 out = model(*feats)
-                total += out if self.loss == "mse" else (out - mu) / sd
-        score = total / len(self.members)
-        return (self.y_mean + self.y_std * score).numpy().astype(np.float64)
+                rows.append(out if self.loss == "mse" else (out - mu) / sd)
+        return (self.y_mean + self.y_std * torch.stack(rows)).numpy().astype(np.float64)
+
+    def predict(self, archs: Sequence[Any]) -> np.ndarray:
+        """Accuracy-scaled scores for ``archs`` (higher = predicted better): the ensemble mean."""
+        return self.predict_members(archs).mean(0)
 
 
 class MLP(nn.Module):
-    """Two hidden ReLU layers on the flat one-hot encoding."""
+    """Two hidden ReLU layers on flat features (several inputs are concatenated: one-hot and
+    proxy features)."""
 
     def __init__(self, n_in: int, hidden: int):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+    def forward(self, *x: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat(x, dim=-1) if len(x) > 1 else x[0]).squeeze(-1)
 
 
 class MLPPredictor(NeuralPredictor):
@@ -156,7 +189,7 @@ class MLPPredictor(NeuralPredictor):
     (:meth:`~dnas.spaces.base.SearchSpace.onehot`; NB201: 6 edges x 5 ops = 30 values)."""
 
     def build(self) -> nn.Module:
-        return MLP(self.n_features, self.hidden)
+        return MLP(self.n_features + self.n_zc, self.hidden)
 
     def features(self, archs: Sequence[Any]) -> tuple[torch.Tensor, ...]:
         return (torch.from_numpy(np.stack([self.space.onehot(a) for a in archs])),)

@@ -124,6 +124,50 @@ class Relaxation(abc.ABC):
         """(edges, ops) weights used in the forward pass."""
         return F.softmax(alpha, dim=-1)
 
+    # ------------------------------------------------------------------ fixed weights
+    def forward_op_weights(self, alpha: torch.Tensor, *, training: bool) -> torch.Tensor:
+        """What supernets call in their forward: the weights fixed by :meth:`fixed_weights`
+        for this parameter if any (one architecture of the space, a projected or perturbed
+        distribution), else :meth:`op_weights`."""
+        fixed = self.__dict__.get("_fixed")
+        if fixed and id(alpha) in fixed:
+            return fixed[id(alpha)]
+        return self.op_weights(alpha, training=training)
+
+    @contextlib.contextmanager
+    def fixed_weights(self, weights: "dict[int, torch.Tensor]"):
+        """Inside, every forward uses ``weights[id(alpha)]`` as the op weights of ``alpha``
+        (parameters not in the mapping go through :meth:`op_weights` as usual). SPOS trains
+        and scores single architectures this way, DARTS-PT evaluates projected supernets and
+        SDARTS forwards perturbed distributions, all without touching the parameters."""
+        prev = self.__dict__.get("_fixed")
+        self._fixed = {**(prev or {}), **weights}
+        try:
+            yield
+        finally:
+            self._fixed = prev
+
+    # ------------------------------------------------------------------ method hooks
+    #: False for methods that train the weights only (SPOS): the loop skips the architecture step.
+    needs_arch_step = True
+    #: How the genotype is chosen after the search when ``cfg.selection`` is not set
+    #: (a :data:`dnas.selection.SELECTIONS` name; "argmax" is the supernet's own derivation).
+    default_selection = "argmax"
+
+    def arch_term(self, model: nn.Module) -> torch.Tensor | None:
+        """A regulariser of the architecture parameters added to every architecture step's
+        loss (FairDARTS zero-one loss, beta-DARTS beta decay, DrNAS KL anchor). None: none."""
+        return None
+
+    def weight_scope(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+        """Context around one weight step (forward, backward): SDARTS perturbs the
+        architecture distribution here and restores it on exit. Default: nothing."""
+        return contextlib.nullcontext()
+
+    def after_arch_step(self, model: nn.Module) -> None:
+        """Called after each architecture optimizer step (ProxylessNAS rescales the updated
+        logits). Default: nothing."""
+
     def edge_weights(self, beta: torch.Tensor | None, steps: int) -> torch.Tensor | None:
         """(edges,) scalars multiplying each edge's output, or None."""
         return None

@@ -264,6 +264,25 @@ class SearchSpace(ABC):
         and ``arch_summary()`` (see :class:`dnas.supernet.Supernet`)."""
         return None
 
+    # ------------------------------------------------------------------ architectures inside the supernet
+    #: Inputs each node keeps in a derived architecture when the supernet has more incoming
+    #: edges than that (DARTS: 2 of 2..5); None: every edge stays (NB201 cuts edges with ``none``).
+    #: Selection by perturbation (DARTS-PT) prunes the topology to this many edges per node.
+    topology_keep: int | None = None
+
+    def supernet_weights(self, arch: Arch, model: Any) -> "dict[int, Any]":
+        """The fixed op weights that make ``model`` (this space's supernet) compute exactly
+        ``arch``: ``{id(arch parameter): (edges, ops) tensor}``, one-hot rows for kept edges,
+        zero rows for dropped ones. SPOS trains single paths and scores architectures with
+        them (:meth:`dnas.relax.base.Relaxation.fixed_weights`)."""
+        raise ConfigError(f"space {self.name}: cannot place one architecture in its supernet (single-path training and "
+                          "supernet scoring need it); use a relaxation without a selection phase")
+
+    def arch_from_weights(self, model: Any, weights: "dict[int, Any]") -> Arch:
+        """The architecture derived from explicit op weights (the inverse of
+        :meth:`supernet_weights`; DARTS-PT's projected weights)."""
+        raise ConfigError(f"space {self.name}: cannot derive an architecture from supernet weights; use --selection argmax")
+
     def check_relaxation(self, relaxation: str) -> None:
         """One line when the space's supernet cannot use ``relaxation``."""
         if not self.relaxations:

@@ -171,6 +171,7 @@ class Supernet(ArchWeightSplit, nn.Module):
     ) -> None:
         super().__init__()
         self.space, self.relax = space, relax
+        self.primitives = list(space.primitives)  # column names of alpha (selections read them)
         self.steps = space.steps
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
@@ -211,8 +212,8 @@ class Supernet(ArchWeightSplit, nn.Module):
     # -------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.relax
-        w_n = r.op_weights(self.alpha_normal, training=self.training)
-        w_r = r.op_weights(self.alpha_reduce, training=self.training)
+        w_n = r.forward_op_weights(self.alpha_normal, training=self.training)
+        w_r = r.forward_op_weights(self.alpha_reduce, training=self.training)
         e_n = r.forward_edge_weights(self.beta_normal, self.steps, training=self.training)
         e_r = r.forward_edge_weights(self.beta_reduce, self.steps, training=self.training)
         s0 = s1 = self.stem(x)
@@ -461,5 +462,26 @@ class DartsCellSpace(SearchSpace):
 
         self.check_relaxation(cfg.relaxation)
         space = DartsSpace(tuple(cfg.primitives), cfg.steps, cfg.multiplier)
-        return Supernet(space, relaxation_from_config(cfg), C=cfg.init_channels, layers=cfg.layers,
-                        num_classes=num_classes, in_channels=in_channels, stem_multiplier=cfg.stem_multiplier)
+        net = Supernet(space, relaxation_from_config(cfg), C=cfg.init_channels, layers=cfg.layers,
+                       num_classes=num_classes, in_channels=in_channels, stem_multiplier=cfg.stem_multiplier)
+        net.search_space = DartsCellSpace(tuple(cfg.primitives), cfg.steps)  # SPOS / DARTS-PT place archs in it
+        return net
+
+    topology_keep = 2
+
+    def supernet_weights(self, arch: Genotype, model: Any) -> dict:
+        """Per cell type an (edges, ops) matrix: 1 at (edge of each kept input, its op)."""
+        prims = list(model.space.primitives)
+        out = {}
+        for cell, alpha in ((arch.normal, model.alpha_normal), (arch.reduce, model.alpha_reduce)):
+            w = torch.zeros(alpha.shape, dtype=alpha.dtype, device=alpha.device)
+            for i, s in enumerate(node_slices(self.steps)):
+                for op, j in cell[2 * i : 2 * i + 2]:
+                    w[s.start + j, prims.index(op)] = 1.0
+            out[id(alpha)] = w
+        return out
+
+    def arch_from_weights(self, model: Any, weights: dict) -> Genotype:
+        """The DARTS rule on the given weights (top-2 inputs by strongest real op, then that op)."""
+        g = model.space.derive(weights[id(model.alpha_normal)].detach(), weights[id(model.alpha_reduce)].detach())
+        return self.canonical(g)

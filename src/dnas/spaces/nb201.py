@@ -550,6 +550,7 @@ class NB201Supernet(ArchWeightSplit, nn.Module):
     def __init__(self, relax: Relaxation, *, C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
         self.relax = relax
+        self.primitives = list(NB201_OPS)  # column names of alpha (selections read them)
         self.steps = NB201_NODE_INPUTS  # what relaxations group edges by
         self.stem, layers, C_prev = nb201_skeleton(C, N, in_channels, lambda width: NB201MixedCell(relax, width))
         self.layers = nn.ModuleList(layers)
@@ -565,7 +566,7 @@ class NB201Supernet(ArchWeightSplit, nn.Module):
         return [self.alpha] if self.beta is None else [self.alpha, self.beta]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.relax.op_weights(self.alpha, training=self.training)
+        w = self.relax.forward_op_weights(self.alpha, training=self.training)
         e = self.relax.forward_edge_weights(self.beta, self.steps, training=self.training)
         out = self.stem(x)
         for layer in self.layers:
@@ -684,5 +685,17 @@ class NB201Space(SearchSpace):
 
         self.check_relaxation(cfg.relaxation)
         N = max(1, cfg.layers // 3)
-        return NB201Supernet(relaxation_from_config(cfg), C=cfg.init_channels, N=N, num_classes=num_classes,
-                             in_channels=in_channels)
+        net = NB201Supernet(relaxation_from_config(cfg), C=cfg.init_channels, N=N, num_classes=num_classes,
+                            in_channels=in_channels)
+        net.search_space = self  # SPOS / DARTS-PT place architectures in it
+        return net
+
+    def supernet_weights(self, arch: NB201Arch, model: Any) -> dict:
+        """One-hot op per edge of the shared cell (a ``none`` row computes nothing)."""
+        w = torch.zeros(model.alpha.shape, dtype=model.alpha.dtype, device=model.alpha.device)
+        for k, op in enumerate(parse_arch(arch).ops):
+            w[k, NB201_OPS.index(op)] = 1.0
+        return {id(model.alpha): w}
+
+    def arch_from_weights(self, model: Any, weights: dict) -> NB201Arch:
+        return NB201Arch.from_weights(weights[id(model.alpha)].detach())

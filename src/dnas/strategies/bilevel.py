@@ -41,6 +41,7 @@ from dnas.genotype import Genotype
 from dnas.progress import progress as progress_display
 from dnas.guard import CollapseGuard
 from dnas.relax import relaxation_from_config
+from dnas.selection import run_selection, selection_name
 from dnas.run import RunDir, resolve_device, rng_state, seed_everything, set_rng_state
 from dnas.strategies.terms import arch_steps, arch_terms
 from dnas.tb import open_tensorboard
@@ -80,6 +81,9 @@ class Architect:
         if sorted(order) != ["arch", "weights"]:
             raise DnasError(f"relaxation {model.relax.name}: step_order must name 'arch' and 'weights' once each, got {order}; fix the relaxation class")
         self.terms = arch_terms(cfg, model)
+        # The relaxation's own regulariser (FairDARTS zero-one, beta-DARTS, DrNAS KL) joins
+        # the registered terms; it returns None when the method has none.
+        self.terms[f"relax/{model.relax.name}"] = model.relax.arch_term
         self.extra_steps = arch_steps(cfg, model)
         self.last_terms: dict[str, float] = {}
         #: Data-parallel gradient reduction (:class:`dnas.distributed.GradSync`); None for one process.
@@ -120,6 +124,7 @@ class Architect:
             p.grad = g
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.model.relax.after_arch_step(self.model)
         self._extra_steps(arch)
         return loss.detach()
 
@@ -365,18 +370,19 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                     val_share = val_b.share
                     sync.set_shares(train_b.share, val_share)
                 for phase in model.relax.step_order:  # which step comes first is the relaxation's call
-                    if phase == "arch" and search_arch:
+                    if phase == "arch" and search_arch and model.relax.needs_arch_step:
                         xv, yv = xv.to(device, non_blocking=True), yv.to(device, non_blocking=True)
                         a_loss = architect.step(xt, yt, xv, yv, lr, w_opt)
                         _check_finite(a_loss, "architecture", epoch, step)
                         arch_loss_sum += a_loss.item() * val_share
                         arch_steps += 1
                     elif phase == "weights":
-                        loss, logits = model.relax.weight_loss(model, xt, yt)
-                        _check_finite(loss, "training", epoch, step)
-                        # Single-path relaxations (gdas, msg) leave the unsampled ops out of the graph: their
-                        # gradient is None, so SGD skips them this step (no decay, no momentum), as with backward().
-                        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+                        with model.relax.weight_scope(model, xt, yt):  # SDARTS: perturbed architecture
+                            loss, logits = model.relax.weight_loss(model, xt, yt)
+                            _check_finite(loss, "training", epoch, step)
+                            # Single-path relaxations (gdas, msg) leave the unsampled ops out of the graph: their
+                            # gradient is None, so SGD skips them this step (no decay, no momentum), as with backward().
+                            grads = torch.autograd.grad(loss, weights, allow_unused=True)
                         if sync is not None:
                             grads = sync.train(grads, like=weights)
                         for p, g in zip(weights, grads):
@@ -455,9 +461,16 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
 
     if tb is not None:
         tb.close()
-    meta = dict(method=f"bilevel/{cfg.relaxation}" + ("/2nd-order" if cfg.unrolled else ""), seed=cfg.seed, data=cfg.data, run=str(run.path))
+    selection = selection_name(cfg, model.relax)
+    meta = dict(method=f"bilevel/{cfg.relaxation}" + ("/2nd-order" if cfg.unrolled else "") + ("" if selection == "argmax" else f"+{selection}"),
+                seed=cfg.seed, data=cfg.data, run=str(run.path))
     if stopped is not None:  # the collapse guard ended the search: keep the genotype of the epoch its rule chose
         genotype = guard.chosen_genotype(history, stopped).with_meta(**meta, guard_stop=stopped)
+    elif selection != "argmax":  # a selection phase over the trained supernet (SPOS search, DARTS-PT)
+        genotype, sel_log = run_selection(selection, cfg, model, train_b, val_b, device)
+        genotype = genotype.with_meta(**meta)
+        if dist.is_main:
+            run.log("selection", name=selection, **sel_log)
     else:
         genotype = model.genotype(**meta)
     arch_ids = {id(a) for a in model.arch_parameters()}

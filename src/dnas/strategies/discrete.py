@@ -27,6 +27,8 @@ STRATEGY_MODULES = (
     "dnas.strategies.bohb",
     "dnas.strategies.local_search",
     "dnas.strategies.nsga2",
+    "dnas.strategies.bananas",
+    "dnas.strategies.npenas",
 )
 
 
@@ -80,6 +82,9 @@ def run_discrete_search(
         raise ConfigError(f"budget: must be a positive integer number of queries, got {budget!r}")
     ev = make_evaluator(evaluator)
     space = get_space(space)  # a name or a SearchSpace object (a user's, with its options)
+    bind = getattr(ev, "bind_space", None)
+    if callable(bind):  # evaluators that build networks of the searched space (zc:)
+        bind(space)
     ev_space = getattr(ev, "space", None)
     ev_space = getattr(ev_space, "name", ev_space)  # a name or a SearchSpace
     if ev_space is not None and ev_space != space.name:
