@@ -94,6 +94,8 @@ def train(genotype, *, config=None, out: str | os.PathLike | None = None, resume
                 return TrainResult(**{**read_json(run.result, "result"), "already_finished": True})
             return train_genotype(load_genotype(run.genotype), cfg, run.path, resume=True, progress=progress)
     g = load_genotype(genotype)
+    if config is None:
+        overrides = _searched_data(genotype, g, overrides)
     if isinstance(config, TrainConfig):
         cfg = train_config(**{**config.model_dump(), **overrides})
     elif isinstance(config, dict):
@@ -104,6 +106,33 @@ def train(genotype, *, config=None, out: str | os.PathLike | None = None, resume
         cfg = train_config(**overrides)
     with RunDir(out or default_run_dir("train")).create() as run:
         return train_genotype(g, cfg, run.path, resume=False, progress=progress)
+
+
+def _search_splits_path(spec, g) -> Path | None:
+    """The ``splits.json`` of the search that wrote genotype ``g`` (next to the genotype file or
+    in its run directory), if there is one."""
+    candidates = []
+    if isinstance(spec, (str, os.PathLike)) and Path(spec).exists():
+        p = Path(spec)
+        candidates.append((p if p.is_dir() else p.parent) / "splits.json")
+    if g.meta.get("run"):
+        candidates.append(Path(g.meta["run"]) / "splits.json")
+    return next((c for c in candidates if c.exists()), None)
+
+
+def _searched_data(spec, g, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Train a searched genotype on the search's data and test it on the search's held-out test
+    set (unless the caller passes other data or a test split): a test image the search saw would
+    flatter the searched cell."""
+    out = dict(overrides)
+    searched_on = g.meta.get("data")
+    if searched_on and out.get("data") is None:
+        out["data"] = searched_on
+    if out.get("test_split_from") is None and searched_on and out["data"] == searched_on:
+        path = _search_splits_path(spec, g)
+        if path is not None:
+            out["test_split_from"] = str(path)
+    return out
 
 
 def run_strategy(space, strategy: str, evaluator, *, budget: int, seed: int = 0, out: str | os.PathLike | None = None,

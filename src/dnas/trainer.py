@@ -62,6 +62,7 @@ class TrainConfig(BaseModel):
     image_size: Optional[int] = Field(16, le=4096, description="resize images to this square size (None or 0 keeps them)")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the non-test data held out for validation")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for test (ignored if the data has a test split)")
+    test_split_from: Optional[str] = Field(None, description="a splits.json (or a run directory holding one) whose test set this run tests on and never trains on; dnas train of a searched genotype sets it to the search's")
     augment: bool = Field(True, description="random crop (and flip for RGB) during training")
     cutout: int = Field(0, ge=0, le=4096, description="cutout hole size in pixels; 0 disables it (DARTS: 16 on CIFAR)")
     # network
@@ -394,7 +395,8 @@ def train_genotype(
 
 def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, progress: bool,
          on_epoch: Callable[[dict], None] | None) -> TrainResult:
-    from dnas.data import Batches, load_dataset, split_dataset
+    from dnas.data import Batches, load_dataset, split_indices, splits_from_indices
+    from dnas.splits import read_splits, reused_test_indices, splits_record, write_splits
     from dnas.transforms import default_eval_transform, default_train_transform
 
     ckpt_path, model_path = out / "checkpoint.pt", out / "model.pt"
@@ -404,7 +406,11 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
 
     # data: splits are a pure function of the seed, so a resumed run sees the same ones
     data = load_dataset(config.data, image_size=config.image_size)
-    splits = split_dataset(data, seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
+    test = None
+    if config.test_split_from:  # the search's held-out test set: test on it, train on the rest
+        test = reused_test_indices(read_splits(config.test_split_from), data, config.test_split_from)
+    idx = split_indices(data, seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction, test=test)
+    splits = splits_from_indices(data, idx)
     train_x, train_y = splits.train if config.val_fraction > 0 else splits.trainval
     eval_t = default_eval_transform(data)
     train_t = default_train_transform(data, augment=config.augment, cutout=config.cutout)
@@ -460,6 +466,8 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
         import yaml
 
         genotype.save(out / "genotype.json")  # before config.yaml: a run with a config always has its genotype
+        write_splits(out, splits_record(config.data, config.image_size, data, idx, seed=config.seed, kind="train",
+                                        test_from=config.test_split_from))
         write_text_checked(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         append_jsonl(events_path, {"event": "start", "genotype": genotype.hash(), "params": params,
                                    "aux_params": aux_params, "macs": macs, "device": str(device),

@@ -27,6 +27,7 @@ def search(
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
     hvp: Optional[str] = typer.Option(None, "--hvp", help="with --unrolled: finite-difference (DARTS reference, R = 0.01/||v||) | exact (double backward)"),
     warmup_epochs: Optional[int] = typer.Option(None, min=0, help="epochs of weight training before architecture steps"),
+    arch_lr: Optional[float] = typer.Option(None, "--arch-lr", help="Adam learning rate of the architecture parameters"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     init_channels: Optional[int] = typer.Option(None, min=2),
     layers: Optional[int] = typer.Option(None, min=1),
@@ -101,7 +102,7 @@ def search(
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, selection=selection, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, batch_size=batch_size,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, selection=selection, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, arch_lr=arch_lr, batch_size=batch_size,
         init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads, fast=fast,
         strategy=strategy, cell=cell, space=space if space != "darts" else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
@@ -126,6 +127,11 @@ def search(
     if result.already_finished:
         say(quiet, f"run {result.run_dir} had already finished; nothing changed")
     say(quiet, search_summary(result))
+    verdict = _decision_of(result)
+    if verdict and verdict.get("decided") is False:
+        from dnas.decision import undecided_warning
+
+        typer.echo(undecided_warning(verdict), err=True)
     if quiet:
         typer.echo(result.genotype.to_json(indent=None))
 
@@ -250,6 +256,7 @@ def search_summary(result) -> str:
     stop = g.meta.get("guard_stop")
     if stop:
         lines.append(f"collapse guard stopped the search: {stop.get('reason')} (kept epoch {int(stop.get('chosen_epoch', 0)) + 1})")
+    lines.extend(_margin_lines(_decision_of(result)))
     lines.append(f"genotype {g.hash()}")
     if not hasattr(g, "normal"):  # no DARTS cells (fbnetv2: channels and a resolution; nb201: one cell string)
         lines.append(f"  {g}")
@@ -264,3 +271,30 @@ def search_summary(result) -> str:
     if (run / "tb").exists():
         lines.append(f"  tensorboard --logdir {run}")
     return "\n".join(lines)
+
+
+def _decision_of(result) -> dict | None:
+    """The search's verdict (:mod:`dnas.decision`): on the result, else in its result.json."""
+    verdict = getattr(result, "decision", None)
+    if verdict is None:
+        import json
+
+        path = Path(result.run_dir) / "result.json"
+        try:
+            verdict = json.loads(path.read_text()).get("decision") if path.exists() else None
+        except (OSError, ValueError):
+            verdict = None
+    return verdict
+
+
+def _margin_lines(verdict: dict | None) -> list[str]:
+    """Mean top-1 against uniform, and per edge ``top-1/margin`` of the softmaxed op weights."""
+    if not verdict or not verdict.get("choices"):
+        return []
+    word = "decided" if verdict["decided"] else "NOT decided"
+    lines = [f"architecture weights: mean top-1 {verdict['mean_top1']:.3f} = {verdict['top1_ratio']:.2f}x uniform "
+             f"({verdict['uniform']:.3f}); mean margin {verdict['mean_margin']:.3f}, min {verdict['min_margin']:.3f} "
+             f"({word}: threshold {verdict['threshold']})"]
+    for group, rows in verdict.get("edges", {}).items():
+        lines.append(f"  {group} top-1/margin per edge: " + " ".join(f"{t:.2f}/{m:.2f}" for t, m in rows))
+    return lines

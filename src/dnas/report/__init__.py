@@ -22,6 +22,7 @@ from typing import Any
 from dnas.errors import DnasError
 from dnas.report import cells as cell_diagrams
 from dnas.report import plots
+from dnas.report.decision import decision_section
 from dnas.report.html import Figure, Section, esc, page, paragraph, preformatted, table
 
 #: Fields read from result.json / start events / pareto members as cost.
@@ -292,7 +293,8 @@ def _files(run: RunData) -> Section:
 def build_sections(run: RunData, *, diagrams: str = "auto") -> list[Section]:
     """All sections that have data, in page order."""
     cells, _ = _cells(run, diagrams)
-    sections = [_overview(run), _config(run), _curves(run), _architecture(run), cells, _guard(run), _cost(run),
+    sections = [_overview(run), _config(run), _curves(run), decision_section(run.epochs, run.result), _architecture(run),
+                cells, _guard(run), _cost(run),
                 _pareto(run), _files(run)]
     return [s for s in sections if s is not None]
 

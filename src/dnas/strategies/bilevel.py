@@ -1,6 +1,10 @@
 """Bilevel gradient search (DARTS / PC-DARTS): weights on the train split, architecture on the
 val split, alternating one architecture step and one weight step per batch.
 
+Every epoch walks the whole train split (as the references do); each architecture step takes
+the next val batch, and the val split is walked again in a new seeded order when it runs out
+(:class:`dnas.searchdata.CycledVal`), so ``train_portion`` changes the data, not the step count.
+
 First order treats the weights as constant during the architecture step. Second order
 (``unrolled``) follows the DARTS paper: the validation loss is taken at the weights after one
 virtual SGD step (with the optimizer's momentum, Nesterov correction and weight decay), and the
@@ -31,6 +35,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from dnas.config import SearchConfig, dump_config
+from dnas.decision import decision
 from dnas.errors import ConfigError, DivergenceError, DnasError
 from dnas.finite import check_finite_model
 from dnas.genotype import Genotype
@@ -57,6 +62,8 @@ class SearchResult:
     ranks: list | None = None
     #: True when ``--resume`` found the run already finished and changed nothing.
     already_finished: bool = False
+    #: How sure the search is (:func:`dnas.decision.decision`): margins, mean top-1, ``decided``.
+    decision: dict | None = None
 
 
 def _check_finite(loss: torch.Tensor, where: str, epoch: int, step: int) -> None:
@@ -281,7 +288,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     With ``cfg.nproc > 1`` (and not already inside a launcher) the search runs data-parallel on
     that many local ranks; under torchrun each process is one rank (see :mod:`dnas.distributed`)."""
     from dnas import distributed
-    from dnas.searchdata import search_batches
+    from dnas.searchdata import CycledVal, search_batches, write_search_splits
 
     if cfg.nproc > 1 and not distributed.launched():
         return launch_search(cfg, run, resume=resume, progress=progress)
@@ -295,6 +302,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
         raise DnasError(f"rank {dist.rank}: run directory {run.path} differs from rank 0's; pass the same --out to every rank")
     seed_everything(cfg.seed)
     train_b, val_b, num_classes, in_channels = search_batches(cfg, rank=dist.rank, world_size=dist.world_size)
+    cycled_val = CycledVal(val_b)
     model = build_supernet(cfg, num_classes, in_channels).to(device)
     if cfg.channels_last:
         from dnas.ops import channels_last_safe
@@ -329,6 +337,8 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                             "it belongs to another config — start a new run") from None
         start_epoch = int(ckpt["epoch"]) + 1
         if dist.is_main:
+            if not (run.path / "splits.json").exists():  # a run started before splits.json existed
+                write_search_splits(cfg, run.path)
             run.truncate_events(start_epoch)
             run.log("resume", from_epoch=start_epoch)
     elif dist.is_main:
@@ -338,6 +348,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                                 "checkpoint or start a new run")
             run.clear_events()
         run.save_config_text(dump_config(cfg))
+        write_search_splits(cfg, run.path)
         run.log("start", kind="search", config=cfg.model_dump(mode="json"), **({"world_size": dist.world_size} if dist.enabled else {}))
     dist.barrier()  # rank 0 has trimmed the event log before anyone reads it
     dist.broadcast_(list(model.parameters()) + list(model.buffers()))  # every rank starts from rank 0's state
@@ -359,14 +370,16 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             # schedules (tau, drop rates) anneal over the architecture-search epochs only
             model.relax.on_epoch(max(epoch - cfg.warmup_epochs, 0), max(cfg.epochs - cfg.warmup_epochs, 1))
             train_b.set_epoch(epoch)
-            val_b.set_epoch(epoch)
+            val_stream = cycled_val.epoch(epoch)  # a val batch for every step of the whole train split
             lr = w_opt.param_groups[0]["lr"]
             search_arch = epoch >= cfg.warmup_epochs
             n, correct, loss_sum, arch_loss_sum, arch_steps = 0, 0, 0.0, 0.0, 0
             bar.reset(steps_task, total=len(train_b), description=f"  epoch {epoch + 1}/{cfg.epochs}")
             weights = model.weights()
-            for step, ((xt, yt), (xv, yv)) in enumerate(zip(train_b, val_b)):
+            for step, (xt, yt) in enumerate(train_b):
                 xt, yt = xt.to(device, non_blocking=True), yt.to(device, non_blocking=True)
+                if search_arch:  # weight-only warm-up epochs draw no val batches
+                    xv, yv = next(val_stream)
                 val_share = 1.0
                 if sync is not None:  # this rank's shares of the global train and val batches
                     val_share = val_b.share
@@ -403,10 +416,13 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 n, correct, loss_sum, arch_loss_sum = dist.sum_floats([n, correct, loss_sum, arch_loss_sum])
                 dist.average_buffers_(model)
                 drift = dist.drift(list(model.parameters()))
+            val_stream.close()
+            val_b.set_epoch(epoch)  # evaluation and the guard batch: the epoch's own val order
             val_loss, val_acc = _evaluate(model, val_b, device, dist if dist.enabled else None)
             check_finite_model(model, f"search epoch {epoch + 1}", "lower lr / arch_lr (config fields) or grad_clip",
                                val_loss=val_loss, train_loss=loss_sum / max(n, 1))
             genotype = model.genotype()
+            alphas = model.arch_summary()
             guard_rec = None
             if guard.enabled and dist.is_main:  # the guard batch is the full global batch
                 guard_rec = guard.record(model, genotype, _first_batch(getattr(val_b, "base", val_b), device), epoch, history)
@@ -417,12 +433,15 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 "train_loss": loss_sum / max(n, 1),
                 "train_acc": correct / max(n, 1),
                 "arch_loss": arch_loss_sum / arch_steps if arch_steps else None,
+                "weight_steps": step + 1 if len(train_b) else 0,
+                "arch_steps": arch_steps,
                 "arch_terms": dict(architect.last_terms),
                 "val_loss": val_loss,
                 "val_acc": val_acc,
                 "seconds": round(time.time() - t0, 3),
                 "genotype": genotype.to_dict(with_meta=False),
-                "alphas": model.arch_summary(),
+                "alphas": alphas,
+                "decision": decision(alphas, cfg.decided_margin),
                 "relax": model.relax.state(),
             }
             if guard_rec is not None:
@@ -479,6 +498,9 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
         return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch)
     genotype.save(run.genotype)
     final = history[-1] if history else {}
+    verdict = decision(model.arch_summary(), cfg.decided_margin)
+    if stopped is not None:  # the kept genotype is an earlier epoch's: so is its verdict
+        verdict = next((h["decision"] for h in history if h.get("epoch") == stopped.get("chosen_epoch") and "decision" in h), verdict)
     run.write_result(
         {
             "genotype": genotype.to_dict(),
@@ -487,11 +509,15 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             "epochs": cfg.epochs,
             "search_seconds": round(sum(h.get("seconds", 0.0) for h in history), 3),
             "guard_stop": stopped,
+            "decided": verdict["decided"],
+            "decision": verdict,
         }
     )
+    if verdict["decided"] is False:
+        run.log("undecided", **{k: v for k, v in verdict.items() if k != "edges"})
     run.log("end", genotype_hash=genotype.hash())
     dist.close()
-    return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch)
+    return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch, decision=verdict)
 
 
 # ------------------------------------------------------------------------ data-parallel launch (dnas.distributed)
