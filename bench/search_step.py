@@ -6,10 +6,18 @@ supernet size as the reference measurements in TARGETS.md: C=16, 8 cells, 32x32 
 once: one iteration consumes `batch` training images, as the reference scripts count), peak
 RSS, and ratios against the first configuration. Writes bench/results/search_step.json.
 
-    python bench/search_step.py                         # darts vs pc, contiguous vs channels_last
+    python bench/search_step.py                         # darts vs pc, fast path vs plain path, 2 rounds
+    python bench/search_step.py --relaxations all --rounds 1 --size 16 --batch 32
     python bench/search_step.py --relaxations pc --iters 3 --batch 256
     python bench/search_step.py --relaxations all --channels-last off \
         --out bench/results/relaxations_step.json      # every relaxation, ratios vs darts
+
+``--fast both`` (default) runs every relaxation with the fast edge path (``fast: true``,
+dnas.relax.fused) and the plain path, and reports ``fast_vs_plain`` speed and memory ratios,
+which do not depend on the machine's load as the absolute numbers do. ``--rounds`` repeats the
+whole set of configurations in alternating order (each configuration in its own process every
+round); the JSON keeps every round's figures and the median. The load average at the start
+and end is recorded. ``--device cuda`` reports CUDA peak memory too.
 
 A relaxation is named as in the config, with an optional variant after a colon: ``topo:pc``
 is TopoNAS with PC-DARTS op mixing (``topo_ops: pc``). MSG-DAS runs with its defaults (K=2
@@ -43,7 +51,8 @@ def worker(args: argparse.Namespace) -> dict:
     name, _, variant = args.relaxation.partition(":")
     extra = {"topo_ops": variant} if name == "topo" and variant else {}
     cfg = make_config(overrides=dict(relaxation=name, **extra, init_channels=args.C, layers=args.layers,
-                                     batch_size=args.batch, image_size=None, channels_last=args.channels_last))
+                                     batch_size=args.batch, image_size=None, channels_last=args.channels_last,
+                                     fast=args.fast))
     torch.manual_seed(0)
     model = build_supernet(cfg, 10, 3).to(device)
     if args.channels_last:
@@ -76,20 +85,26 @@ def worker(args: argparse.Namespace) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    iteration()  # warm-up (allocator, oneDNN primitive cache)
-    times = []
+    for _ in range(args.warmup):
+        iteration()  # warm-up (allocator, oneDNN primitive cache)
+    times, cpu = [], []
     for _ in range(args.iters):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         iteration()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     times.sort()
+    cpu.sort()
     median = times[len(times) // 2]
     out = {
         "relaxation": args.relaxation,
         "channels_last": args.channels_last,
+        "fast": args.fast,
         "batch": args.batch,
         "seconds_per_iteration": median,
         "images_per_s": args.batch / median,
+        # CPU seconds of this process (all its threads): less sensitive to other jobs than wall time
+        "cpu_seconds_per_iteration": cpu[len(cpu) // 2],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_mb": rss_before,
     }
@@ -98,62 +113,115 @@ def worker(args: argparse.Namespace) -> dict:
     return out
 
 
+def _key(r: dict) -> tuple:
+    return (r["relaxation"], bool(r["channels_last"]), bool(r["fast"]))
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def _merge_rounds(runs: list[dict]) -> dict:
+    """One row per configuration: the median over rounds, and every round's figures."""
+    ok = [r for r in runs if "images_per_s" in r]
+    if not ok:
+        return runs[0]
+    row = dict(ok[0])
+    for k in ("seconds_per_iteration", "images_per_s", "cpu_seconds_per_iteration", "peak_rss_mb", "rss_before_mb", "peak_cuda_mb"):
+        if k in row:
+            row[k] = _median([r[k] for r in ok])
+    row["images_per_s_rounds"] = [round(r["images_per_s"], 3) for r in ok]
+    row["peak_rss_mb_rounds"] = [round(r["peak_rss_mb"], 1) for r in ok]
+    return row
+
+
+def _ratios(rows: list[dict]) -> None:
+    """Speed and memory of every row against the first row, DARTS (same format and path) and
+    its own plain path (same relaxation and format)."""
+    def find(relax, cl, fast):
+        return next((d for d in rows if "images_per_s" in d and _key(d) == (relax, cl, fast)), None)
+
+    def put(r, d, name):
+        if d is None:
+            return
+        r[f"speed_vs_{name}"] = round(r["images_per_s"] / d["images_per_s"], 3)
+        if r.get("cpu_seconds_per_iteration") and d.get("cpu_seconds_per_iteration"):
+            r[f"cpu_speed_vs_{name}"] = round(d["cpu_seconds_per_iteration"] / r["cpu_seconds_per_iteration"], 3)
+        r[f"memory_vs_{name}"] = round(r["peak_rss_mb"] / d["peak_rss_mb"], 3)
+        # peak RSS growth during the iterations (activations, gradients), without the import/model baseline
+        grow, grow_d = r["peak_rss_mb"] - r["rss_before_mb"], d["peak_rss_mb"] - d["rss_before_mb"]
+        if grow_d > 0:
+            r[f"iteration_memory_vs_{name}"] = round(grow / grow_d, 3)
+        if "peak_cuda_mb" in r and "peak_cuda_mb" in d:
+            r[f"cuda_memory_vs_{name}"] = round(r["peak_cuda_mb"] / d["peak_cuda_mb"], 3)
+
+    base = next((r for r in rows if "images_per_s" in r), None)
+    for r in rows:
+        if "images_per_s" not in r:
+            continue
+        put(r, base, "first")
+        put(r, find("darts", r["channels_last"], r["fast"]), "darts")
+        if r["fast"]:
+            put(r, find(r["relaxation"], r["channels_last"], False), "plain")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--relaxations", nargs="+", default=["darts", "pc"], help=f"names, or 'all' for: {' '.join(ALL_RELAXATIONS)}")
-    ap.add_argument("--channels-last", choices=["off", "on", "both"], default="both")
+    ap.add_argument("--channels-last", choices=["off", "on", "both"], default="off", help="whole supernet in channels_last (the fast path already runs its convolutions so)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--C", type=int, default=16)
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed iterations first (0 on a loaded machine: every configuration then pays the same first-call costs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fast", choices=["off", "on", "both"], default="both", help="fast edge path (config field fast)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds over all configurations")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--relaxation", help=argparse.SUPPRESS)
     ap.add_argument("--_cl", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--_fast", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._worker:
         args.channels_last = bool(args._cl)
+        args.fast = bool(args._fast)
         print(json.dumps(worker(args)))
         return
     formats = {"off": [0], "on": [1], "both": [0, 1]}[args.channels_last]
+    fasts = {"off": [0], "on": [1], "both": [1, 0]}[args.fast]
     if args.relaxations == ["all"]:
         args.relaxations = list(ALL_RELAXATIONS)
-    rows = []
-    for relax in args.relaxations:
-        for cl in formats:
-            cmd = [sys.executable, __file__, "--_worker", "--relaxation", relax, "--_cl", str(cl)]
-            for k in ("batch", "C", "layers", "size", "iters", "threads", "device"):
+    configs = [(relax, cl, f) for relax in args.relaxations for cl in formats for f in fasts]
+    load_start = os.getloadavg()
+    runs: dict[tuple, list[dict]] = {c: [] for c in configs}
+    for rnd in range(args.rounds):
+        for relax, cl, f in configs if rnd % 2 == 0 else configs[::-1]:  # alternate the order
+            cmd = [sys.executable, __file__, "--_worker", "--relaxation", relax, "--_cl", str(cl), "--_fast", str(f)]
+            for k in ("batch", "C", "layers", "size", "iters", "warmup", "threads", "device"):
                 cmd += [f"--{k}", str(getattr(args, k))]
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
-                rows.append({"relaxation": relax, "channels_last": bool(cl), "error": proc.stderr.strip().splitlines()[-1:]})
+                out = {"relaxation": relax, "channels_last": bool(cl), "fast": bool(f), "error": proc.stderr.strip().splitlines()[-1:]}
             else:
-                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]), flush=True)
-    base = next((r for r in rows if "images_per_s" in r), None)
-    for r in rows:
-        if base and "images_per_s" in r:
-            r["speed_vs_first"] = round(r["images_per_s"] / base["images_per_s"], 3)
-            r["memory_vs_first"] = round(r["peak_rss_mb"] / base["peak_rss_mb"], 3)
-        darts = next((d for d in rows if d.get("relaxation") == "darts" and d.get("channels_last") == r.get("channels_last") and "images_per_s" in d), None)
-        if darts and "images_per_s" in r:
-            r["speed_vs_darts"] = round(r["images_per_s"] / darts["images_per_s"], 3)
-            r["memory_vs_darts"] = round(r["peak_rss_mb"] / darts["peak_rss_mb"], 3)
-            # peak RSS growth during the iterations (activations, gradients), without the import/model baseline
-            grow, grow_d = r["peak_rss_mb"] - r["rss_before_mb"], darts["peak_rss_mb"] - darts["rss_before_mb"]
-            if grow_d > 0:
-                r["iteration_memory_vs_darts"] = round(grow / grow_d, 3)
-            if "peak_cuda_mb" in r and "peak_cuda_mb" in darts:
-                r["cuda_memory_vs_darts"] = round(r["peak_cuda_mb"] / darts["peak_cuda_mb"], 3)
+                out = json.loads(proc.stdout.strip().splitlines()[-1])
+            out["round"] = rnd + 1
+            runs[(relax, cl, f)].append(out)
+            print(json.dumps(out), flush=True)
+    rows = [_merge_rounds(runs[c]) for c in configs]
+    _ratios(rows)
     result = {
         "benchmark": "search_step",
-        "config": {k: getattr(args, k) for k in ("batch", "C", "layers", "size", "iters", "threads", "device")},
-        "reference_targets": {"darts_images_per_s": 2.6, "darts_peak_gb": 9.4, "pc_images_per_s": 10.4, "pc_peak_gb": 3.3},
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
+        "config": {k: getattr(args, k) for k in ("batch", "C", "layers", "size", "iters", "warmup", "threads", "device", "rounds")},
+        # issue 17's side-by-side measurement of the released reference code (2 threads, 2 rounds)
+        "reference": {"darts_images_per_s": [2.8, 2.8], "darts_peak_gb": 9.4, "pc_images_per_s": [7.6, 6.0], "pc_peak_gb": 3.3},
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m_start": load_start[0], "load_avg_1m_end": os.getloadavg()[0],
+                    "loaded": max(load_start[0], os.getloadavg()[0]) > 0.5 * (os.cpu_count() or 1)},
         "rows": rows,
     }
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))

@@ -1,5 +1,6 @@
 """The command line end to end: one-line errors, JSON outputs, search -> train -> export."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def dnas(*args, check=True):
     p = subprocess.run([sys.executable, "-m", "dnas", *map(str, args)], capture_output=True, text=True,
-                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
+                            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {})})
     if check:
         assert p.returncode == 0, p.stderr
     return p

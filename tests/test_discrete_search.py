@@ -71,7 +71,7 @@ def test_out_dir_files_and_errors(tmp_path):
     r = run_discrete_search(space="nb201", strategy="random", evaluator=TABLE, budget=5, seed=1, out_dir=tmp_path)
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["best_arch"] == r["best_arch"] and saved["queries"] == 5
-    assert [e["arch"] for e in read_jsonl(tmp_path / "events.jsonl")] == [h["arch"] for h in r["history"]]
+    assert [e["arch"] for e in read_jsonl(tmp_path / "events.jsonl") if e["event"] == "query"] == [h["arch"] for h in r["history"]]
     assert {"random", "evolution"} <= set(load_strategies()) and "random" in STRATEGIES
     with pytest.raises(ConfigError, match="unknown strategy"):
         run_discrete_search(space="nb201", strategy="greedy", evaluator=TABLE, budget=5, seed=0)

@@ -48,7 +48,7 @@ def test_search_report_has_every_section_and_decodable_figures(search_run):
     index = make_report(run)
     assert index == run / "report" / "index.html"
     html = index.read_text()
-    assert _sections(html) == ["overview", "config", "curves", "architecture", "cells", "guard", "files"]
+    assert _sections(html) == ["overview", "config", "curves", "decision", "architecture", "cells", "guard", "files"]
     imgs = _images(html)
     # curves, one heatmap figure per cell type (normal, reduce), two cell diagrams, guard signals
     assert len(imgs) == 6
@@ -63,6 +63,11 @@ def test_search_report_has_every_section_and_decodable_figures(search_run):
     epochs = [json.loads(l) for l in (run / "events.jsonl").read_text().splitlines() if '"event": "epoch"' in l]
     assert f"{epochs[-1]['val_acc']:.6g}" in html
     assert search_run.genotype.hash() in html
+    # how sure the search is: the verdict, the mean margin and every edge's top-1 / margin
+    verdict = json.loads((run / "result.json").read_text())["decision"]
+    assert "Does the search decide?" in html and f"{verdict['mean_margin']:.4f}" in html
+    assert ("NOT decided" in html) == (not verdict["decided"])
+    assert html.count("<td>normal</td>") == 14 and html.count("<td>reduce</td>") == 14
     for op, _ in search_run.genotype.normal:
         assert op in html
 

@@ -34,6 +34,9 @@ __all__ = [
     "load_dataset",
     "Splits",
     "split_dataset",
+    "SplitIndices",
+    "split_indices",
+    "splits_from_indices",
     "channel_stats",
     "Batches",
 ]
@@ -168,7 +171,10 @@ def _resize(x: Tensor, size: int, chunk: int = 4096) -> Tensor:
 
 
 def _finish(data: ImageData, image_size: int | None) -> ImageData:
-    """Apply ``image_size`` or insist on square images (every model here assumes H == W)."""
+    """Apply ``image_size`` or insist on square images (every model here assumes H == W); refuse
+    single-class data here, so search, evolve and train all reject it the same way."""
+    if data.num_classes < 2:
+        raise DataError(f"dataset {data.name!r}: has {data.num_classes} class; a classifier needs at least two classes")
     if image_size is not None:
         if int(image_size) < 1:
             raise DataError(f"image_size must be a positive integer, got {image_size}")
@@ -541,33 +547,73 @@ def _stratified_holdout(y: Tensor, fraction: float, g: torch.Generator) -> tuple
     return kept.sort().values, held.sort().values
 
 
-def split_dataset(data: ImageData, *, seed: int, val_fraction: float = 0.5,
-                  test_fraction: float = 0.2) -> Splits:
-    """Seeded, class-stratified train/val/test split.
+@dataclass
+class SplitIndices:
+    """Sample indices of the three splits. ``train`` and ``val`` index ``data.x``; ``test``
+    indexes ``data.x`` when it was held out (``test_source == "holdout"``) or ``data.test_x``
+    when the source ships its own test set (``"predefined"``)."""
 
-    If ``data`` has a predefined test split it becomes ``.test`` and ``test_fraction`` is
-    ignored; otherwise ``test_fraction`` of the data is held out first. ``val_fraction`` of
-    what remains becomes ``.val`` (DARTS splits CIFAR-10's training set 50/50 for search).
+    train: Tensor
+    val: Tensor
+    test: Tensor
+    test_source: str
+
+
+def split_indices(data: ImageData, *, seed: int, val_fraction: float = 0.5, test_fraction: float = 0.2,
+                  max_samples: int | None = None, test: Tensor | None = None) -> SplitIndices:
+    """Seeded, class-stratified train/val/test indices.
+
+    The test split is fixed first, on the whole dataset (or taken as given: ``test`` indices
+    into ``data.x``, or the source's own test set), and only then is the rest subsampled to
+    ``max_samples`` (stratified) and split into train and val -- so a quick search on a subset
+    and a full training run share one test set, and no ``max_samples`` can move a test image
+    into a training split.
     """
     for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= frac < 1.0:
             raise DataError(f"{name} must be in [0, 1), got {frac}")
     g = torch.Generator().manual_seed(int(seed))
-    pool = torch.arange(len(data.y))
+    n = len(data.y)
     if data.test_x is not None:
-        test = (data.test_x, data.test_y)
+        test_idx, pool, source = torch.arange(len(data.test_y)), torch.arange(n), "predefined"
+    elif test is not None:
+        test_idx = torch.as_tensor(test, dtype=torch.long).sort().values
+        if len(test_idx) and (test_idx.min() < 0 or test_idx.max() >= n):
+            raise DataError(f"test indices outside 0..{n - 1}; the splits file belongs to another dataset")
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[test_idx] = False
+        pool, source = torch.nonzero(keep).view(-1), "holdout"
     else:
-        kept, held = _stratified_holdout(data.y, test_fraction, g)
-        test = (data.x[held], data.y[held])
-        pool = kept
+        kept, test_idx = _stratified_holdout(data.y, test_fraction, g)
+        pool, source = kept, "holdout"
+    if max_samples is not None and len(pool) > max_samples:
+        kept, _ = _stratified_holdout(data.y[pool], 1.0 - max_samples / len(pool), g)
+        pool = pool[kept]
     kept, held = _stratified_holdout(data.y[pool], val_fraction, g)
-    train_idx, val_idx = pool[kept], pool[held]
-    splits = Splits(train=(data.x[train_idx], data.y[train_idx]), val=(data.x[val_idx], data.y[val_idx]), test=test)
-    for part, frac in (("train", 1.0), ("val", val_fraction), ("test", test_fraction if data.test_x is None else 1.0)):
-        if frac > 0 and len(getattr(splits, part)[1]) == 0:
-            raise DataError(f"dataset {data.name!r} with {len(data.y)} samples leaves the {part} split empty; "
+    idx = SplitIndices(train=pool[kept], val=pool[held], test=test_idx, test_source=source)
+    for part, frac in (("train", 1.0), ("val", val_fraction), ("test", test_fraction if source == "holdout" and test is None else 1.0)):
+        if frac > 0 and len(getattr(idx, part)) == 0:
+            raise DataError(f"dataset {data.name!r} with {n} samples leaves the {part} split empty; "
                             "use more data or change val_fraction/test_fraction")
-    return splits
+    return idx
+
+
+def splits_from_indices(data: ImageData, idx: SplitIndices) -> Splits:
+    """The tensors of the splits that ``idx`` names."""
+    tx, ty = (data.test_x, data.test_y) if idx.test_source == "predefined" else (data.x, data.y)
+    return Splits(train=(data.x[idx.train], data.y[idx.train]), val=(data.x[idx.val], data.y[idx.val]),
+                  test=(tx[idx.test], ty[idx.test]))
+
+
+def split_dataset(data: ImageData, *, seed: int, val_fraction: float = 0.5,
+                  test_fraction: float = 0.2) -> Splits:
+    """Seeded, class-stratified train/val/test split (see :func:`split_indices`).
+
+    If ``data`` has a predefined test split it becomes ``.test`` and ``test_fraction`` is
+    ignored; otherwise ``test_fraction`` of the data is held out first. ``val_fraction`` of
+    what remains becomes ``.val`` (DARTS splits CIFAR-10's training set 50/50 for search).
+    """
+    return splits_from_indices(data, split_indices(data, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction))
 
 
 def channel_stats(x: Tensor) -> tuple[list[float], list[float]]:

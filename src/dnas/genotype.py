@@ -213,6 +213,9 @@ class Genotype:
     def from_dict(cls, d: Any, ops: Iterable[str] | None = None) -> "Genotype":
         if not isinstance(d, dict):
             raise GenotypeError(f"genotype: expected a JSON object, got {type(d).__name__}")
+        space = d.get("space", "darts")
+        if not isinstance(space, str):
+            raise GenotypeError(f"genotype.space: expected a space name (text), got {type(space).__name__}")
         other = _other_space(d) if cls is Genotype else None
         if other is not None:
             from dnas.spaces.base import get_space
@@ -257,10 +260,13 @@ class Genotype:
 
     @classmethod
     def from_json(cls, text: str) -> "Genotype":
+        from dnas.errors import DnasError
+        from dnas.io import loads_json
+
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise GenotypeError(f"genotype: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+            d = loads_json(text, "genotype")
+        except DnasError as e:
+            raise GenotypeError(str(e)) from None
         return cls.from_dict(d)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -441,10 +447,13 @@ def load_genotype(spec: "str | os.PathLike | dict | Genotype") -> Genotype:
         raise GenotypeError(
             f"genotype {s!r}: not a published name ({', '.join(PUBLISHED)}) nor an existing JSON file or run directory"
         )
+    from dnas.errors import DnasError
+    from dnas.io import read_text
+
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise GenotypeError(f"genotype {s!r}: cannot read file ({e.strerror})") from None
+        text = read_text(p, "genotype file")
+    except DnasError as e:
+        raise GenotypeError(str(e)) from None
     try:
         return Genotype.from_json(text)
     except GenotypeError as e:

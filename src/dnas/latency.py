@@ -28,7 +28,6 @@ the file with an atomic write.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import random
@@ -232,10 +231,13 @@ class LatencyTable:
     def _read(self) -> dict[str, float]:
         if not self.path.exists():
             return {}
+        from dnas.errors import DnasError
+        from dnas.io import read_json
+
         try:
-            data = json.loads(self.path.read_text())
+            data = read_json(self.path, "latency table")
             return {str(k): float(v) for k, v in data.get("entries", {}).items()}
-        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        except (DnasError, AttributeError, TypeError, ValueError):
             raise DataError(f"latency table {self.path}: unreadable JSON; delete the file to re-measure") from None
 
     def save(self) -> Path:

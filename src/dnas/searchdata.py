@@ -1,13 +1,14 @@
 """Data for a cell search: load the configured dataset, split it deterministically, and wrap
 the weight (train) and architecture (val) splits in seeded batch iterators. The test split is
-never seen by the search."""
+fixed first on the whole dataset, then the rest is subsampled to ``max_samples``; the search
+never sees it, and ``splits.json`` in the run directory records all three splits' indices."""
 from __future__ import annotations
 
 import torch
 
 from dnas.config import SearchConfig
-from dnas.data import Batches, ImageData, load_dataset, split_dataset
-from dnas.transforms import default_eval_transform
+from dnas.data import Batches, ImageData, SplitIndices, load_dataset, split_indices, splits_from_indices
+from dnas.transforms import default_eval_transform, default_train_transform
 
 
 def subsample(data: ImageData, max_samples: int | None, seed: int) -> ImageData:
@@ -66,6 +67,59 @@ class ShardedBatches:
             yield xb[lo:hi], yb[lo:hi]
 
 
+def search_split(cfg: SearchConfig) -> tuple[ImageData, SplitIndices]:
+    """The loaded dataset and the search's split indices (test first, then ``max_samples``)."""
+    data = load_dataset(cfg.data, image_size=cfg.image_size)
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    idx = split_indices(data, seed=split_seed, val_fraction=1.0 - cfg.train_portion, test_fraction=cfg.test_fraction,
+                        max_samples=cfg.max_samples)
+    return data, idx
+
+
+def write_search_splits(cfg: SearchConfig, run_dir) -> None:
+    """Write the search's ``splits.json`` (data spec, fingerprint, train / val / test indices)."""
+    from dnas.splits import splits_record, write_splits
+
+    data, idx = search_split(cfg)
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    write_splits(run_dir, splits_record(cfg.data, cfg.image_size, data, idx, seed=split_seed, kind="search",
+                                        max_samples=cfg.max_samples))
+
+
+def search_transform(cfg: SearchConfig, data: ImageData):
+    """Both search splits get the same pipeline, as in the DARTS and PC-DARTS search code (their
+    train and valid queues both read the training set with its training transform): with
+    ``search_augment``, random crop with zero padding (4 px at 32 px, scaled with the image size:
+    :func:`dnas.transforms.default_crop_padding`) and a horizontal flip for RGB data only; then
+    normalisation."""
+    return default_train_transform(data, augment=True) if cfg.search_augment else default_eval_transform(data)
+
+
+class CycledVal:
+    """Val batches for every architecture step of an epoch, however long the train split is.
+
+    The references draw a fresh val batch each step; here the val split is walked in a seeded
+    order and, when it runs out before the train split does, walked again in a new order. Pass
+    ``k`` of epoch ``e`` uses the batch order of ``e`` itself for ``k = 0`` and of a derived epoch
+    number ``e + k * 2**20`` after that, so the batches are a function of (seed, epoch) and a
+    resumed run sees exactly the same ones."""
+
+    def __init__(self, batches) -> None:
+        self.batches = batches
+
+    def epoch(self, epoch: int):
+        k = 0
+        while True:
+            self.batches.set_epoch(epoch + (k << 20))
+            empty = True
+            for batch in self.batches:
+                empty = False
+                yield batch
+            if empty:
+                return
+            k += 1
+
+
 def search_batches(cfg: SearchConfig, rank: int = 0, world_size: int = 1):
     """Train and val batches (this rank's shards of them when ``world_size > 1``; the global
     batch is ``cfg.batch_size``), the number of classes and input channels."""
@@ -73,9 +127,9 @@ def search_batches(cfg: SearchConfig, rank: int = 0, world_size: int = 1):
 
     if world_size > cfg.batch_size:
         raise ConfigError(f"batch_size: {cfg.batch_size} is the global batch and cannot be split over {world_size} ranks; raise batch_size to at least {world_size}")
-    data = subsample(load_dataset(cfg.data, image_size=cfg.image_size), cfg.max_samples, cfg.seed)
-    splits = split_dataset(data, seed=cfg.seed, val_fraction=1.0 - cfg.train_portion, test_fraction=cfg.test_fraction)
-    tf = default_eval_transform(data)
+    data, idx = search_split(cfg)
+    splits = splits_from_indices(data, idx)
+    tf = search_transform(cfg, data)
     train_b = Batches(*splits.train, cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=False, transform=tf)
     val_b = Batches(*splits.val, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, drop_last=False, transform=tf)
     if world_size > 1:

@@ -43,7 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dnas.errors import ConfigError, DivergenceError, DnasError
 from dnas.genotype import Genotype, load_genotype
 from dnas.run import resolve_device
-from dnas.io import append_jsonl, read_jsonl, save_torch, write_json, write_text
+from dnas.finite import check_finite_model
+from dnas.io import append_jsonl, read_jsonl, write_json, write_text
+from dnas.manifest import load_torch_checked, save_checked, write_text_checked
 
 CHECKPOINT_FORMAT = "dnas.train.checkpoint"
 MODEL_FORMAT = "dnas.train.model"
@@ -53,35 +55,36 @@ MODEL_FORMAT = "dnas.train.model"
 class TrainConfig(BaseModel):
     """Everything a from-scratch training run needs (validated; unknown fields are errors)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # data
     data: str = Field("mnist", description="built-in name (digits, digits16, mnist) or a dataset path")
-    image_size: Optional[int] = Field(16, description="resize images to this square size (None or 0 keeps them)")
+    image_size: Optional[int] = Field(16, le=4096, description="resize images to this square size (None or 0 keeps them)")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the non-test data held out for validation")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for test (ignored if the data has a test split)")
+    test_split_from: Optional[str] = Field(None, description="a splits.json (or a run directory holding one) whose test set this run tests on and never trains on; dnas train of a searched genotype sets it to the search's")
     augment: bool = Field(True, description="random crop (and flip for RGB) during training")
-    cutout: int = Field(0, ge=0, description="cutout hole size in pixels; 0 disables it (DARTS: 16 on CIFAR)")
+    cutout: int = Field(0, ge=0, le=4096, description="cutout hole size in pixels; 0 disables it (DARTS: 16 on CIFAR)")
     # network
     net: str = Field("cifar", description="evaluation network: cifar or imagenet (or any registered network)")
-    init_channels: int = Field(16, ge=2)
-    layers: int = Field(5, ge=1)
+    init_channels: int = Field(16, ge=2, le=4096)
+    layers: int = Field(5, ge=1, le=1000)
     auxiliary: bool = True
-    auxiliary_weight: float = Field(0.4, ge=0.0)
+    auxiliary_weight: float = Field(0.4, ge=0.0, le=1e3)
     drop_path_prob: float = Field(0.2, ge=0.0, lt=1.0)
     # optimisation
-    epochs: int = Field(15, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.05, gt=0.0)
-    lr_min: float = Field(0.0, ge=0.0)
+    epochs: int = Field(15, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1, le=1 << 20)
+    lr: float = Field(0.05, gt=0.0, le=1e12)
+    lr_min: float = Field(0.0, ge=0.0, le=1e3)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    weight_decay: float = Field(3e-4, ge=0.0)
-    grad_clip: float = Field(5.0, gt=0.0)
+    weight_decay: float = Field(3e-4, ge=0.0, le=1e3)
+    grad_clip: float = Field(5.0, gt=0.0, le=1e12)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     # run
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     device: str = "auto"
-    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; None keeps torch's default")
+    threads: Optional[int] = Field(None, ge=1, le=4096, description="torch CPU threads; None keeps torch's default")
     channels_last: bool = Field(True, description="channels-last memory format (about 1.3-1.5x faster on CPU here)")
 
     @field_validator("net")
@@ -147,18 +150,16 @@ def train_config(**fields: Any) -> TrainConfig:
 
 def load_train_config(path: str | os.PathLike, **overrides: Any) -> TrainConfig:
     """Read a YAML or JSON train config file, then apply ``overrides`` (None values ignored)."""
+    from dnas.errors import DnasError
+    from dnas.io import loads_yaml, read_text
+
     p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read config ({e.strerror})") from None
-    try:
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-    except Exception as e:  # yaml.YAMLError and friends
-        raise ConfigError(f"{p}: not valid YAML/JSON ({type(e).__name__})") from None
-    if not isinstance(data, dict):
+        data = loads_yaml(read_text(p, "config"), str(p))
+    except DnasError as e:
+        raise ConfigError(str(e)) from None
+    data = {} if data is None else data
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise ConfigError(f"{p}: expected a mapping of config fields, got {type(data).__name__}")
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -187,9 +188,12 @@ class TrainResult:
     checkpoint: str
     model_path: str
     history: list[dict] = field(default_factory=list)
+    #: True when ``--resume`` found the run already finished and changed nothing (not saved).
+    already_finished: bool = False
 
     def to_dict(self, with_history: bool = True) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("already_finished")
         if not with_history:
             d.pop("history")
         return d
@@ -361,15 +365,18 @@ def train_genotype(
     ckpt_path, result_path = out / "checkpoint.pt", out / "result.json"
 
     ckpt: dict | None = None
+    if resume and not ckpt_path.exists() and any(e.get("event") == "epoch" for e in read_jsonl(out / "events.jsonl")):
+        raise DnasError(f"{ckpt_path}: missing, but the run logged finished epochs; restore the checkpoint or "
+                        "start a new run")
     if resume and ckpt_path.exists():
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise DnasError(f"{ckpt_path}: cannot load checkpoint ({type(e).__name__}); delete it to restart") from None
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        ckpt = load_torch_checked(ckpt_path, "checkpoint")
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or not isinstance(ckpt.get("config"), dict):
             raise DnasError(f"{ckpt_path}: not a dnas training checkpoint; pass the out_dir of a `dnas train` run")
         _check_resume_config(ckpt["config"], config, ckpt_path)
-        saved_geno = Genotype.from_dict(ckpt["genotype"])
+        try:
+            saved_geno = Genotype.from_dict(ckpt["genotype"])
+        except (KeyError, TypeError) as e:
+            raise DnasError(f"{ckpt_path}: not a dnas training checkpoint ({type(e).__name__}); start a new run") from None
         if saved_geno.hash() != genotype.hash():
             raise ConfigError(f"{ckpt_path}: was trained with genotype {saved_geno.hash()}, got {genotype.hash()}; "
                               "pass the original genotype or a new out_dir")
@@ -388,7 +395,8 @@ def train_genotype(
 
 def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, progress: bool,
          on_epoch: Callable[[dict], None] | None) -> TrainResult:
-    from dnas.data import Batches, load_dataset, split_dataset
+    from dnas.data import Batches, load_dataset, split_indices, splits_from_indices
+    from dnas.splits import read_splits, reused_test_indices, splits_record, write_splits
     from dnas.transforms import default_eval_transform, default_train_transform
 
     ckpt_path, model_path = out / "checkpoint.pt", out / "model.pt"
@@ -398,7 +406,11 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
 
     # data: splits are a pure function of the seed, so a resumed run sees the same ones
     data = load_dataset(config.data, image_size=config.image_size)
-    splits = split_dataset(data, seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
+    test = None
+    if config.test_split_from:  # the search's held-out test set: test on it, train on the rest
+        test = reused_test_indices(read_splits(config.test_split_from), data, config.test_split_from)
+    idx = split_indices(data, seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction, test=test)
+    splits = splits_from_indices(data, idx)
     train_x, train_y = splits.train if config.val_fraction > 0 else splits.trainval
     eval_t = default_eval_transform(data)
     train_t = default_train_transform(data, augment=config.augment, cutout=config.cutout)
@@ -431,9 +443,13 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
     history: list[dict] = []
     best_val, best_epoch, start_epoch = -1.0, None, 0
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise DnasError(f"{ckpt_path}: checkpoint does not fit this network ({type(e).__name__}); "
+                            "it belongs to another config — start a new run") from None
         history = list(ckpt["history"])
         start_epoch = int(ckpt["epoch"])
         best_val = float(ckpt["best_val"])
@@ -449,8 +465,10 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
             stale.unlink(missing_ok=True)
         import yaml
 
-        write_text(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        genotype.save(out / "genotype.json")
+        genotype.save(out / "genotype.json")  # before config.yaml: a run with a config always has its genotype
+        write_splits(out, splits_record(config.data, config.image_size, data, idx, seed=config.seed, kind="train",
+                                        test_from=config.test_split_from))
+        write_text_checked(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         append_jsonl(events_path, {"event": "start", "genotype": genotype.hash(), "params": params,
                                    "aux_params": aux_params, "macs": macs, "device": str(device),
                                    "train_size": len(train_y), "time": time.time()})
@@ -477,8 +495,10 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
             else:  # no validation split (the paper setting): report the test set each epoch
                 record["test_loss"], record["test_acc"] = evaluate(model, test_batches, device, config.channels_last)
             record["seconds"] = round(time.perf_counter() - t0, 3)
+            check_finite_model(model, f"training epoch {epoch + 1}", "lower --lr or --grad-clip",
+                               train_loss=train_loss, val_loss=record.get("val_loss"), test_loss=record.get("test_loss"))
             history.append({k: v for k, v in record.items() if k != "event"})
-            save_torch(ckpt_path, {
+            save_checked(ckpt_path, {
                 "format": CHECKPOINT_FORMAT, "version": 1, "epoch": epoch + 1,
                 "model": _state_dict_cpu(model), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": _rng_state(),
@@ -491,7 +511,8 @@ def _run(genotype: Genotype, config: TrainConfig, out: Path, ckpt: dict | None, 
                 on_epoch(dict(record))
 
     test_loss, test_acc = evaluate(model, test_batches, device, config.channels_last)
-    save_torch(model_path, {
+    check_finite_model(model, "trained model", "lower --lr or --grad-clip", test_loss=test_loss)
+    save_checked(model_path, {
         "format": MODEL_FORMAT, "version": 1, "state_dict": _state_dict_cpu(model),
         "genotype": genotype.to_dict(), "config": config.model_dump(mode="json"),
         "num_classes": data.num_classes, "in_channels": data.in_channels, "image_size": data.image_size,
@@ -520,15 +541,15 @@ def load_trained(path: str | os.PathLike, *, device: str = "cpu") -> tuple[nn.Mo
         p = p / "model.pt"
     if not p.exists():
         raise DnasError(f"{p}: no trained model; run `dnas train` first or pass a run directory holding model.pt")
-    try:
-        saved = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise DnasError(f"{p}: cannot load model ({type(e).__name__}); the file is damaged or not a dnas model") from None
+    saved = load_torch_checked(p, "model")
     if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
         raise DnasError(f"{p}: not a dnas trained model (expected format {MODEL_FORMAT!r})")
-    config = TrainConfig(**saved["config"])
-    model = build_from_config(Genotype.from_dict(saved["genotype"]), config, saved["num_classes"], saved["in_channels"])
-    model.load_state_dict(saved["state_dict"])
+    try:
+        config = TrainConfig(**saved["config"])
+        model = build_from_config(Genotype.from_dict(saved["genotype"]), config, saved["num_classes"], saved["in_channels"])
+        model.load_state_dict(saved["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise DnasError(f"{p}: model file does not match its network ({type(e).__name__}); it is not a dnas model") from None
     model.to(resolve_device(device)).eval()
     meta = {k: v for k, v in saved.items() if k != "state_dict"}
     return model, meta

@@ -21,8 +21,10 @@ def _load_search_supernet(run_dir: Path):
     from dnas.run import RunDir
     from dnas.strategies.bilevel import build_supernet
 
+    from dnas.manifest import read_text_checked
+
     run = RunDir(run_dir)
-    cfg = load_config(run.config)
+    cfg = load_config(run.config, read_text_checked(run.config, "config"))
     ckpt = run.load_checkpoint()
     if ckpt is None:
         from dnas.errors import DnasError
@@ -30,7 +32,12 @@ def _load_search_supernet(run_dir: Path):
         raise DnasError(f"{run_dir}: search run has no checkpoint.pt yet; let it run one epoch first")
     data = load_dataset(cfg.data, image_size=cfg.image_size)
     model = build_supernet(cfg, data.num_classes, data.in_channels)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError) as e:
+        from dnas.errors import DnasError
+
+        raise DnasError(f"{run.checkpoint}: checkpoint does not fit the supernet of config.yaml ({type(e).__name__})") from None
     return model.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size)
 
 

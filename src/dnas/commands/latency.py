@@ -147,14 +147,16 @@ def measure_cmd(
 ) -> None:
     """Measure one architecture's evaluation network: median latency, params, MACs (and the
     lookup-table estimate for DARTS genotypes)."""
-    import json as _json
     from pathlib import Path as _Path
 
     from dnas.cost import count_macs, count_params
     from dnas.latency import LatencyTable, device_key, measure_module
 
     spec = _Path(genotype)
-    d = _json.loads(spec.read_text()) if spec.exists() else None
+    from dnas.io import read_json
+
+    d = read_json(spec, "genotype") if spec.is_file() else None
+    d = d if isinstance(d, dict) else None
     res: dict = {}
     if d is not None and d.get("space") == "fbnetv2":
         from dnas.spaces.mobile import build_mobile_network, load_mobile_genotype

@@ -27,6 +27,7 @@ def search(
     unrolled: Optional[bool] = typer.Option(None, "--unrolled/--first-order", help="second- or first-order architecture gradient"),
     hvp: Optional[str] = typer.Option(None, "--hvp", help="with --unrolled: finite-difference (DARTS reference, R = 0.01/||v||) | exact (double backward)"),
     warmup_epochs: Optional[int] = typer.Option(None, min=0, help="epochs of weight training before architecture steps"),
+    arch_lr: Optional[float] = typer.Option(None, "--arch-lr", help="Adam learning rate of the architecture parameters"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     init_channels: Optional[int] = typer.Option(None, min=2),
     layers: Optional[int] = typer.Option(None, min=1),
@@ -34,6 +35,7 @@ def search(
     max_samples: Optional[int] = typer.Option(None, min=10),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N]"),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 is best on a busy machine)"),
+    fast: Optional[bool] = typer.Option(None, "--fast/--plain", help="fast edge path (default; same values and gradients, less memory) or the plain op-by-op path"),
     space: str = typer.Option("darts", help="darts | nb201 | hierarchical | fbnetv2 | generalized | network | any registered space (python -m dnas.matrix lists what runs where)"),
     cell: Optional[str] = typer.Option(None, "--cell", help="hdas-stage: the fixed cell, a published name (DARTS_V2) or a genotype JSON file"),
     strategy: Optional[str] = typer.Option(None, help="bilevel (gradient, spaces with a supernet) | random | evolution | local-search | bohb | bohb-gcn | nsga2 | ... (any space, with --evaluator) | bohb-alt (generalized)"),
@@ -56,6 +58,25 @@ def search(
 ) -> None:
     """Search an architecture and write a run directory with genotype.json."""
     bohb = {k: v for k, v in dict(min_budget=min_budget, max_budget=max_budget, eta=eta).items() if v is not None}
+    if resume is not None and out is not None:
+        from dnas.errors import ConfigError
+
+        raise ConfigError("--out: --resume continues the run in its own directory; drop --out")
+    if resume is not None and space != "darts" and space != _saved_space(resume):
+        from dnas.errors import ConfigError
+
+        raise ConfigError(f"--space: --resume continues the run with its saved space ({_saved_space(resume) or 'darts'}); drop --space {space}")
+    if resume is not None and _saved_kind(resume) == "discrete":
+        given = [f for f, v in (("--strategy", strategy), ("--evaluator", evaluator), ("--seed", seed), ("--min-budget", min_budget),
+                                ("--max-budget", max_budget), ("--eta", eta), ("--config", config), ("--data", data)) if v is not None]
+        if given:
+            from dnas.errors import ConfigError
+
+            raise ConfigError(f"{given[0]}: --resume continues a search with its saved settings; drop {given[0]} (only --budget may grow)")
+        from dnas.strategies.discrete import resume_discrete_search
+
+        _print_discrete(resume_discrete_search(resume, budget=budget), resume, as_json, quiet)
+        return
     if resume is not None and _saved_space(resume) == "generalized":
         from dnas.strategies.alternating import resume_generalized
 
@@ -81,8 +102,8 @@ def search(
     import dnas.api as api
 
     overrides = dict(
-        data=data, epochs=epochs, seed=seed, relaxation=relaxation, selection=selection, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, batch_size=batch_size,
-        init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads,
+        data=data, epochs=epochs, seed=seed, relaxation=relaxation, selection=selection, guard=guard, unrolled=unrolled, hvp=hvp, warmup_epochs=warmup_epochs, arch_lr=arch_lr, batch_size=batch_size,
+        init_channels=init_channels, layers=layers, image_size=image_size, max_samples=max_samples, device=device, threads=threads, fast=fast,
         strategy=strategy, cell=cell, space=space if space != "darts" else None,
         cost_objective=_cost_objective(cost, latency_predictor), cost_lambda=cost_lambda, max_latency_ms=max_latency_ms,
         latency_predictor=latency_predictor,
@@ -103,7 +124,14 @@ def search(
         emit_json({"genotype": result.genotype.to_dict(), "run_dir": str(result.run_dir),
                    "val_acc": result.history[-1]["val_acc"] if result.history else None})
         return
+    if result.already_finished:
+        say(quiet, f"run {result.run_dir} had already finished; nothing changed")
     say(quiet, search_summary(result))
+    verdict = _decision_of(result)
+    if verdict and verdict.get("decided") is False:
+        from dnas.decision import undecided_warning
+
+        typer.echo(undecided_warning(verdict), err=True)
     if quiet:
         typer.echo(result.genotype.to_json(indent=None))
 
@@ -134,14 +162,26 @@ def _is_alternating(space: str, strategy: Optional[str], evaluator: Optional[str
     return strategy is None and evaluator is None and get_space(space).alternating
 
 
-def _saved_space(run_dir: Path) -> str | None:
-    import yaml
+def _saved(run_dir: Path) -> dict:
+    """The saved config of a run, best effort (only to route --resume; the resuming code reads
+    and verifies it properly and reports what is wrong with it)."""
+    from dnas.errors import DnasError
+    from dnas.io import loads_yaml, read_text
 
     cfg = Path(run_dir) / "config.yaml"
     try:
-        return (yaml.safe_load(cfg.read_text()) or {}).get("space") if cfg.exists() else None
-    except yaml.YAMLError:
-        return None
+        d = loads_yaml(read_text(cfg, "config"), str(cfg)) if cfg.is_file() else None
+    except DnasError:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _saved_space(run_dir: Path) -> str | None:
+    return _saved(run_dir).get("space")
+
+
+def _saved_kind(run_dir: Path) -> str | None:
+    return _saved(run_dir).get("kind")
 
 
 def _print_generalized(result, as_json: bool, quiet: bool) -> None:
@@ -200,11 +240,17 @@ def _discrete(space, strategy, evaluator, budget, seed, out, as_json, quiet, dat
         space=space, strategy=strategy, evaluator=evaluator, budget=budget or 100,
         seed=seed or 0, out_dir=out, **options,
     )
+    _print_discrete(result, out, as_json, quiet)
+
+
+def _print_discrete(result: dict, out, as_json: bool, quiet: bool) -> None:
     keys = ("best_arch", "best_accuracy", "queries", "objectives", "hypervolume", "hv_reference", "hv_reference_from")
     if as_json:
         emit_json({k: result[k] for k in keys if k in result} | ({"front_size": len(result["front"])} if "front" in result else {})
-                  | {"space": space, "strategy": strategy, "evaluator": evaluator, "run_dir": str(out) if out else None})
+                  | {k: result.get(k) for k in ("space", "strategy", "evaluator")} | {"run_dir": str(out) if out else None})
         return
+    if result.get("already_finished"):
+        say(quiet, f"run {out} had already finished; nothing changed (pass a larger --budget to extend it)")
     say(quiet, f"best architecture: {result['best_arch']}")
     say(quiet, f"best accuracy: {result['best_accuracy']:.2f}  after {result['queries']} queries")
     if "hypervolume" in result:
@@ -234,6 +280,7 @@ def search_summary(result) -> str:
     stop = g.meta.get("guard_stop")
     if stop:
         lines.append(f"collapse guard stopped the search: {stop.get('reason')} (kept epoch {int(stop.get('chosen_epoch', 0)) + 1})")
+    lines.extend(_margin_lines(_decision_of(result)))
     lines.append(f"genotype {g.hash()}")
     if not hasattr(g, "normal"):  # no DARTS cells (fbnetv2: channels and a resolution; nb201: one cell string)
         lines.append(f"  {g}")
@@ -248,3 +295,30 @@ def search_summary(result) -> str:
     if (run / "tb").exists():
         lines.append(f"  tensorboard --logdir {run}")
     return "\n".join(lines)
+
+
+def _decision_of(result) -> dict | None:
+    """The search's verdict (:mod:`dnas.decision`): on the result, else in its result.json."""
+    verdict = getattr(result, "decision", None)
+    if verdict is None:
+        import json
+
+        path = Path(result.run_dir) / "result.json"
+        try:
+            verdict = json.loads(path.read_text()).get("decision") if path.exists() else None
+        except (OSError, ValueError):
+            verdict = None
+    return verdict
+
+
+def _margin_lines(verdict: dict | None) -> list[str]:
+    """Mean top-1 against uniform, and per edge ``top-1/margin`` of the softmaxed op weights."""
+    if not verdict or not verdict.get("choices"):
+        return []
+    word = "decided" if verdict["decided"] else "NOT decided"
+    lines = [f"architecture weights: mean top-1 {verdict['mean_top1']:.3f} = {verdict['top1_ratio']:.2f}x uniform "
+             f"({verdict['uniform']:.3f}); mean margin {verdict['mean_margin']:.3f}, min {verdict['min_margin']:.3f} "
+             f"({word}: threshold {verdict['threshold']})"]
+    for group, rows in verdict.get("edges", {}).items():
+        lines.append(f"  {group} top-1/margin per edge: " + " ".join(f"{t:.2f}/{m:.2f}" for t, m in rows))
+    return lines

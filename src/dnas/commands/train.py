@@ -14,7 +14,7 @@ from dnas.commands.common import emit_json, say, show_progress
 def train(
     genotype: Optional[str] = typer.Argument(None, help="published name, genotype JSON, or a search run directory"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig fields"),
-    data: Optional[str] = typer.Option(None, help="dataset (default: the data the genotype was searched on, else mnist)"),
+    data: Optional[str] = typer.Option(None, help="dataset (default: the data the genotype was searched on, tested on that search's held-out test set; else mnist)"),
     epochs: Optional[int] = typer.Option(None, min=1),
     seed: Optional[int] = typer.Option(None),
     out: Optional[Path] = typer.Option(None, help="run directory (default runs/train-<time>)"),
@@ -39,7 +39,6 @@ def train(
     """Train from scratch (SGD + cosine, cutout, drop-path ramp, auxiliary head); checkpoints every epoch."""
     import dnas.api as api
     from dnas.errors import ConfigError
-    from dnas.genotype import load_genotype
 
     if resume is None and genotype is None:
         raise ConfigError("GENOTYPE: give a published name, a genotype JSON or a run directory (or --resume DIR)")
@@ -49,18 +48,18 @@ def train(
         auxiliary_weight=auxiliary_weight, label_smoothing=label_smoothing, grad_clip=grad_clip, device=device, threads=threads,
     )
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    if resume is None and "data" not in overrides and config is None:
-        searched_on = load_genotype(genotype).meta.get("data")
-        if searched_on:
-            overrides["data"] = searched_on
+    # a searched genotype trains on the search's data and tests on its held-out test set (dnas.api.train)
     result = api.train(genotype, config=config, out=out, resume=resume, progress=show_progress(quiet, as_json), **overrides)
     if as_json:
         from dataclasses import asdict
 
         d = asdict(result)
         d.pop("history", None)
+        d.pop("already_finished", None)
         emit_json(d)
         return
+    if result.already_finished:
+        say(quiet, f"run {result.out_dir} had already finished; nothing changed")
     say(quiet, f"test accuracy {result.test_accuracy:.4f}  (params {result.params:,}, mult-adds {result.macs:,}, {result.seconds:.0f}s)")
     say(quiet, f"run directory: {result.out_dir}")
     say(quiet, f"next: dnas export {result.out_dir} --format onnx")

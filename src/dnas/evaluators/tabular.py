@@ -13,7 +13,6 @@ A search on a tabular evaluator is restricted to the architectures it holds (:me
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from importlib import resources
@@ -46,10 +45,13 @@ def resolve_table(name_or_path: "str | os.PathLike") -> tuple[str, str]:
             f"records {s!r}: no such file and not a built-in table ({', '.join(BUILTIN_TABLES)}); "
             "pass a JSON list of records"
         )
+    from dnas.errors import DnasError
+    from dnas.io import read_text
+
     try:
-        return str(p), p.read_text()
-    except OSError as e:
-        raise DataError(f"records {s}: cannot read file ({e.strerror})") from None
+        return str(p), read_text(p, "records file")
+    except DnasError as e:
+        raise DataError(f"records {s}: {e}") from None
 
 
 def _number(src: str, i: int, key: str, value: Any, lo: float, hi: float) -> float:
@@ -94,10 +96,13 @@ def load_records(source: "str | os.PathLike | list") -> tuple[str, list[dict]]:
         src, raw = "<list>", source
     else:
         src, text = resolve_table(source)
+        from dnas.errors import DnasError
+        from dnas.io import loads_json
+
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"records {src}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+            raw = loads_json(text, f"records {src}")
+        except DnasError as e:
+            raise DataError(str(e)) from None
     if not isinstance(raw, list) or not raw:
         raise DataError(f"records {src}: expected a non-empty JSON list of records")
     out: list[dict] = []

@@ -134,13 +134,14 @@ def save_blocks(path: str | os.PathLike, blocks: Sequence[Block]) -> None:
 
 
 def load_blocks(path: str | os.PathLike) -> list[Block]:
-    import json
+    from dnas.errors import DnasError
+    from dnas.io import read_json
 
     p = Path(path)
     try:
-        d = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{p}: cannot read the blocks file ({type(e).__name__}); it is written by dnas evolve") from None
+        d = read_json(p, "blocks file")
+    except DnasError as e:
+        raise ConfigError(f"{e} (the blocks file is written by dnas evolve)") from None
     if not isinstance(d, dict) or d.get("format") != "dnas.evolve.blocks":
         raise ConfigError(f"{p}: not a dnas evolve blocks file")
     return [Block.from_dict(b) for b in d["blocks"]]

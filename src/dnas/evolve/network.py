@@ -22,7 +22,6 @@ and depth come from the genotype, so ``C`` and ``layers`` are ignored.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,12 +185,13 @@ def load_network_genotype(spec: "str | os.PathLike | dict | Genotype") -> Networ
     p = Path(spec)
     if p.is_dir():
         p = p / "genotype.json"
+    from dnas.errors import DnasError
+    from dnas.io import read_json
+
     try:
-        d = json.loads(p.read_text())
-    except OSError as e:
-        raise GenotypeError(f"{p}: cannot read network genotype ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise GenotypeError(f"{p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        d = read_json(p, "network genotype")
+    except DnasError as e:
+        raise GenotypeError(str(e)) from None
     try:
         return NetworkGenotype.from_dict(d)
     except GenotypeError as e:

@@ -188,6 +188,19 @@ def constraint_vector(result: dict[str, Any] | None, settings: dict[str, Any]) -
     return g
 
 
+def _stop_if_all_failed(records, new: list[dict[str, Any]]) -> None:
+    """Stop the search in one line when every evaluation so far failed for one reason (bad data,
+    a broken install): retrying more candidates would only repeat it, and a front of failures is
+    not a result."""
+    records = list(records)
+    errors = {r.get("error_message") for r in records if r.get("failed")}
+    if new and len(errors) == 1 and all(r.get("failed") for r in records):
+        from dnas.errors import DnasError
+
+        raise DnasError(f"evolve: all {len(records)} evaluations failed with the same error: {errors.pop()}; fix its cause "
+                        "and start again")
+
+
 class NetworkProblem(Problem):
     """Minimise ``objectives`` of decoded networks subject to the hard limits in ``settings``.
 
@@ -239,6 +252,7 @@ class NetworkProblem(Problem):
                 self.cache.put(k, rec)
                 new.append(rec)
             self.evaluated += len(new)
+            _stop_if_all_failed(self.cache.records.values(), new)
             if self.on_results is not None:
                 self.on_results(new)
         return [self.cache.get(k) for k in keys]

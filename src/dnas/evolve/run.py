@@ -39,7 +39,8 @@ from dnas.evolve.blocks import TINY_SEARCH, Block, load_blocks, resolve_blocks, 
 from dnas.evolve.encoding import NetworkCrossover, NetworkMutation, NetworkSampling, NetworkSpace
 from dnas.evolve.network import NetworkGenotype
 from dnas.evolve.problem import LIMITS, OBJECTIVES, EvalCache, NetworkProblem, constraint_vector, objective_vector
-from dnas.io import append_jsonl, read_jsonl, write_bytes, write_json, write_text
+from dnas.io import append_jsonl, loads_json, loads_yaml, read_jsonl, write_bytes, write_json
+from dnas.manifest import read_text_checked, write_checked
 from dnas.run import RunDir
 
 CHECKPOINT_FORMAT = "dnas.evolve.checkpoint"
@@ -53,44 +54,44 @@ class EvolveConfig(BaseModel):
     the built-in MNIST subset at 16x16); blocks come from tiny cell searches unless given.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # data and the short training that scores a candidate
     data: str = "mnist"
-    image_size: Optional[int] = Field(16, description="resize images to this size (None keeps them)")
-    max_samples: Optional[int] = Field(None, ge=20, description="use at most this many images")
+    image_size: Optional[int] = Field(16, ge=4, le=4096, description="resize images to this size (None keeps them)")
+    max_samples: Optional[int] = Field(None, ge=20, le=10**9, description="use at most this many images")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of the non-test data that scores candidates")
-    epochs: int = Field(2, ge=1, description="training epochs per candidate")
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.05, gt=0)
-    weight_decay: float = Field(3e-4, ge=0)
+    epochs: int = Field(2, ge=1, le=100_000, description="training epochs per candidate")
+    batch_size: int = Field(64, ge=1, le=1 << 20)
+    lr: float = Field(0.05, gt=0, le=1e6)
+    weight_decay: float = Field(3e-4, ge=0, le=1e3)
     # search
-    population: int = Field(8, ge=2)
-    generations: int = Field(5, ge=1, description="NSGA-II generations, the initial population included (evaluations ~ population x generations)")
+    population: int = Field(8, ge=2, le=100_000)
+    generations: int = Field(5, ge=1, le=100_000, description="NSGA-II generations, the initial population included (evaluations ~ population x generations)")
     objectives: list[str] = Field(default_factory=lambda: ["error", "params"])
     max_params: Optional[float] = Field(None, gt=0)
     max_macs: Optional[float] = Field(None, gt=0)
     max_latency_ms: Optional[float] = Field(None, gt=0)
-    latency_repeats: int = Field(10, ge=1)
+    latency_repeats: int = Field(10, ge=1, le=100_000)
     crossover_prob: float = Field(0.9, ge=0, le=1)
     mutation_gene_prob: Optional[float] = Field(None, gt=0, le=1, description="per-gene mutation probability (default 1/genes)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed (pymoo seeds numpy: 0 .. 2**32-1)")
     # network space
     widths: list[int] = Field(default_factory=lambda: [8, 16, 24, 32], description="channels per node a stage may use")
     stem_widths: list[int] = Field(default_factory=lambda: [8, 16, 24])
-    stages: int = Field(3, ge=1)
-    max_repeats: int = Field(3, ge=1)
-    max_reductions: int = Field(2, ge=0)
+    stages: int = Field(3, ge=1, le=64)
+    max_repeats: int = Field(3, ge=1, le=1000)
+    max_reductions: int = Field(2, ge=0, le=64)
     # blocks
     blocks: Optional[list[str]] = Field(None, description="given blocks (published names, genotype files, run dirs); None searches them")
     block_lambdas: list[float] = Field(default_factory=lambda: [0.0, 0.5, 2.0], description="cost weights of the block searches")
     cost_objective: str = Field("params", description="the block searches' cost term (when the search has one)")
     block_search: dict[str, Any] = Field(default_factory=dict, description="SearchConfig overrides for the block searches")
     # execution
-    workers: int = Field(0, ge=0, description="Ray workers on this machine (0: serial)")
+    workers: int = Field(0, ge=0, le=4096, description="Ray workers on this machine (0: serial)")
     ray_address: Optional[str] = None
-    retries: int = Field(2, ge=0, description="re-runs of a failed or killed evaluation")
-    threads: int = Field(1, ge=1, description="torch threads per evaluation")
+    retries: int = Field(2, ge=0, le=100, description="re-runs of a failed or killed evaluation")
+    threads: int = Field(1, ge=1, le=4096, description="torch threads per evaluation")
 
     @field_validator("objectives")
     @classmethod
@@ -277,10 +278,17 @@ def run_evolution(
     progress output, or a test that stops the run by raising).
     """
     run = RunDir(out)
+    run.open() if resume else run.create()
+    with run:
+        return _evolve_in(run, cfg, resume, on_generation)
+
+
+def _evolve_in(run: RunDir, cfg: EvolveConfig, resume: bool, on_generation: Callable[[dict], None] | None) -> EvolveResult:
+    from dnas.evolve.problem import _prepared_data
+
     ckpt: dict | None = None
     if resume:
-        run.require_existing()
-        saved = yaml.safe_load(run.config.read_text()) or {}
+        saved = _saved_config(run)
         current = cfg.model_dump(mode="json")
         diff = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE and saved.get(k) != current.get(k))
         if diff:
@@ -288,13 +296,15 @@ def run_evolution(
                               f"{current.get(diff[0])!r}); only {', '.join(sorted(RESUMABLE))} may change")
         cp = run.path / "checkpoint.json"
         if cp.exists():
-            ckpt = json.loads(cp.read_text())
-            if ckpt.get("format") != CHECKPOINT_FORMAT:
+            ckpt = loads_json(read_text_checked(cp, "checkpoint"), str(cp))
+            if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
                 raise DnasError(f"{cp}: not a dnas evolve checkpoint; pass the directory of a dnas evolve run")
-        write_text(run.config, yaml.safe_dump(current, sort_keys=False))
+        elif run.read_events("generation"):
+            raise DnasError(f"{cp}: missing, but the run logged finished generations; restore it or start a new run")
+        run.save_config_text(yaml.safe_dump(current, sort_keys=False))
     else:
-        run.create()
-        write_text(run.config, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        _prepared_data(cfg.settings())  # bad data is one line now, not 3 failed attempts per candidate
+        run.save_config_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         run.log("start", population=cfg.population, generations=cfg.generations, objectives=cfg.objectives)
 
     blocks = _prepare_blocks(cfg, run)
@@ -332,7 +342,7 @@ def run_evolution(
                     raise DnasError(f"{run.path}: replaying the finished generations did not reproduce the checkpoint of "
                                     f"generation {replay_until} (changed code or archive?); start a new run")
                 continue
-            write_json(run.path / "checkpoint.json", snap)
+            write_checked(run.path / "checkpoint.json", (json.dumps(snap, indent=2) + "\n").encode())
             ok = [r for r in cache.records.values() if feasible(r, settings)]
             record = {"generation": generation, "evaluated": problem.evaluated - before, "archive": len(cache),
                       "feasible": len(ok), "front": len(pareto_front(ok, cfg.objectives)),
@@ -350,12 +360,19 @@ def run_evolution(
     return EvolveResult(members, run.path, len(cache), generation, problem.evaluated, history)
 
 
+def _saved_config(run: RunDir) -> dict:
+    """The verified, non-empty config mapping of an evolve run."""
+    saved = loads_yaml(read_text_checked(run.config, "config"), str(run.config))
+    if not isinstance(saved, dict) or not saved:
+        raise ConfigError(f"{run.config}: empty or not a mapping; a run's saved config lists every field — start a new run")
+    return saved
+
+
 def evolve(out: str | os.PathLike, *, resume: bool = False, on_generation=None, **fields: Any) -> EvolveResult:
     """Start a run in ``out`` from config fields, or (``resume=True``) continue the run there;
     on resume only ``generations``, ``workers``, ``ray_address`` and ``retries`` may be given."""
     if resume:
-        run = RunDir(out).require_existing()
-        saved = yaml.safe_load(run.config.read_text()) or {}
+        saved = _saved_config(RunDir(out).require_existing())
         extra = sorted(k for k, v in fields.items() if v is not None and k not in RESUMABLE)
         if extra:
             raise ConfigError(f"--resume continues a run with its saved config; drop --{extra[0].replace('_', '-')} "

@@ -272,18 +272,20 @@ def collect(space, samples: int, *, seed: int = 0, device: str = "cpu", warmup: 
 
 def load_dataset(data: dict | str):
     """``(space, genotypes, latencies, dataset)`` from a dataset dict or JSON file."""
-    import json
     from pathlib import Path
 
     if not isinstance(data, dict):
         p = Path(data)
         if not p.exists():
             raise ConfigError(f"data: file {str(p)!r} does not exist; create it with 'dnas latency collect'")
+        from dnas.errors import DnasError
+        from dnas.io import read_json
+
         try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError:
-            raise DataError(f"data {p}: invalid JSON") from None
-    if data.get("format") != "dnas.latency_data":
+            data = read_json(p, "latency data")
+        except DnasError as e:
+            raise DataError(f"data: {e}") from None
+    if not isinstance(data, dict) or data.get("format") != "dnas.latency_data":
         raise DataError("data: not a dataset written by 'dnas latency collect'")
     space = make_space(data["space"], **data["shape"])
     gs = [space.from_dict(r["genotype"]) for r in data["records"]]

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dnas.ops import make_op
+from dnas.relax.fused import fused_weighted_sum
 from dnas.registry import Registry
 
 RELAXATIONS: Registry[type["Relaxation"]] = Registry("relaxation")
@@ -51,12 +52,30 @@ def num_edges(steps: "int | Sequence[int]") -> int:
     return sum(node_inputs(steps))
 
 
+def edge_output(edge: nn.Module, x: torch.Tensor, weights: torch.Tensor, edge_weight: torch.Tensor | None) -> torch.Tensor:
+    """``edge_weight * edge(x, weights)`` (just the edge when ``edge_weight`` is None). Mixed ops
+    that declare ``takes_edge_weight`` get the scalar themselves, so the fast path can fold it
+    into the op weights instead of keeping a copy of the edge output for its gradient."""
+    if edge_weight is None:
+        return edge(x, weights)
+    if getattr(edge, "takes_edge_weight", False):
+        return edge(x, weights, edge_weight=edge_weight)
+    return edge_weight * edge(x, weights)
+
+
 class SharedReluOps(nn.Module):
     """The candidate ops of one edge, with the leading ReLU that DARTS conv ops share computed
-    once per edge instead of once per op (same result, less time and activation memory)."""
+    once per edge instead of once per op (same result, less time and activation memory).
 
-    def __init__(self, C: int, stride: int, primitives: Sequence[str], skip_none: bool = True):
+    ``fast`` selects the fast path of :mod:`dnas.relax.fused` (recomputed BN outputs and pooled
+    maps instead of stored ones) for training forwards that build a graph; it computes the same
+    values and gradients. ``fast=False`` (the default of a bare module) is the plain op-by-op
+    path, where every op's ``forward`` (and its hooks) runs; supernets built from a config
+    (:func:`dnas.strategies.bilevel.build_supernet`) switch to the fast path unless ``fast: false``."""
+
+    def __init__(self, C: int, stride: int, primitives: Sequence[str], skip_none: bool = True, fast: bool = False):
         super().__init__()
+        self.fast = fast
         self.stride = stride
         self.primitives = list(primitives)
         self.ops = nn.ModuleList()
@@ -72,6 +91,10 @@ class SharedReluOps(nn.Module):
         # parameter (including its own weight) are exactly zero, so it is never computed.
         self._active = [i for i, n in enumerate(self.primitives) if not (skip_none and n == "none")]
 
+    def uses_fast_path(self) -> bool:
+        """Whether a forward now takes the fast path: switched on, training, building a graph."""
+        return self.fast and self.training and torch.is_grad_enabled()
+
     def run(self, i: int, x: torch.Tensor, xr: torch.Tensor | None) -> torch.Tensor:
         op = self.ops[i]
         if self._relu_first[i]:
@@ -83,6 +106,8 @@ class SharedReluOps(nn.Module):
 
     def weighted_sum(self, x: torch.Tensor, weights: torch.Tensor, indices: Sequence[int] | None = None) -> torch.Tensor:
         idx = self._active if indices is None else [i for i in indices if i in self._active]
+        if idx and self.uses_fast_path():
+            return fused_weighted_sum(self, x, weights, idx)
         xr = F.relu(x) if any(self._relu_first[i] for i in idx) else None
         out = None
         for i in idx:

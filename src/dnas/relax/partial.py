@@ -23,6 +23,9 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 class PartialMixedOp(nn.Module):
+    #: ``forward`` takes the edge-normalisation scalar itself; see :class:`dnas.supernet.SearchCell`.
+    takes_edge_weight = True
+
     def __init__(self, C: int, stride: int, primitives: Sequence[str], k: int):
         super().__init__()
         if C % k:
@@ -32,15 +35,23 @@ class PartialMixedOp(nn.Module):
         self.ops = SharedReluOps(C // k, stride, primitives)
         self.bypass_pool = nn.MaxPool2d(2, 2) if stride == 2 else None
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, edge_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``edge_weight * shuffle(cat(mixed ops on the first C/K channels, bypass))``. On the
+        fast path the edge weight multiplies the op weights and the bypass instead of the
+        shuffled output (same value), so no full-width copy of the output is kept for its
+        gradient: the bypass of a stride-1 edge is a view of ``x``, which is alive anyway."""
+        inside = edge_weight is not None and self.ops.uses_fast_path()
         c = x.shape[1] // self.k
         active, rest = x[:, :c], x[:, c:]
-        y = self.ops.weighted_sum(active, weights)
+        y = self.ops.weighted_sum(active, weights * edge_weight if inside else weights)
         if self.bypass_pool is not None:
             rest = self.bypass_pool(rest)
             if rest.shape[-2:] != y.shape[-2:]:  # odd spatial sizes
                 rest = F.pad(rest, (0, y.shape[-1] - rest.shape[-1], 0, y.shape[-2] - rest.shape[-2]))
-        return channel_shuffle(torch.cat([y, rest], dim=1), self.k)
+        if inside:
+            rest = edge_weight * rest
+        out = channel_shuffle(torch.cat([y, rest], dim=1), self.k)
+        return out if edge_weight is None or inside else edge_weight * out
 
 
 def normalized_edge_weights(beta: torch.Tensor, steps: int) -> torch.Tensor:

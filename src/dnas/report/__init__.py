@@ -22,6 +22,7 @@ from typing import Any
 from dnas.errors import DnasError
 from dnas.report import cells as cell_diagrams
 from dnas.report import plots
+from dnas.report.decision import decision_section
 from dnas.report.html import Figure, Section, esc, page, paragraph, preformatted, table
 
 #: Fields read from result.json / start events / pareto members as cost.
@@ -60,15 +61,16 @@ class RunData:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    """An optional JSON file of the run; absent means ``None``, damaged is one line."""
+    from dnas.io import read_json
+
+    if not path.exists():
         return None
+    return read_json(path, "run file")
 
 
 def load_run(run_dir: str | os.PathLike) -> RunData:
     """Parse a run directory; raises :class:`DnasError` when it is not one."""
-    import yaml
 
     from dnas.io import read_jsonl
 
@@ -78,14 +80,20 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
     marks = [p / n for n in ("events.jsonl", "config.yaml", "result.json", "pareto.json")]
     if not any(m.exists() for m in marks):
         raise DnasError(f"{p}: not a run directory (no events.jsonl, config.yaml, result.json or pareto.json)")
+    from dnas.manifest import MANIFEST, read_manifest, verify
+
+    if (p / MANIFEST).exists():  # checkpoints, models and configs must be the bytes the run wrote
+        for name in read_manifest(p)["files"]:
+            if (p / name).exists():
+                verify(p / name, name)
     run = RunData(p)
     if (p / "events.jsonl").exists():
         run.events = read_jsonl(p / "events.jsonl")
     if (p / "config.yaml").exists():
-        try:
-            run.config = yaml.safe_load((p / "config.yaml").read_text()) or {}
-        except yaml.YAMLError:
-            run.config = {}
+        from dnas.io import loads_yaml, read_text
+
+        cfg = loads_yaml(read_text(p / "config.yaml", "config"), str(p / "config.yaml"))
+        run.config = cfg if isinstance(cfg, dict) else {}
     if not run.config:
         run.config = dict((run.of("start") or [{}])[0].get("config") or {})
     run.result = _read_json(p / "result.json") or {}
@@ -285,7 +293,8 @@ def _files(run: RunData) -> Section:
 def build_sections(run: RunData, *, diagrams: str = "auto") -> list[Section]:
     """All sections that have data, in page order."""
     cells, _ = _cells(run, diagrams)
-    sections = [_overview(run), _config(run), _curves(run), _architecture(run), cells, _guard(run), _cost(run),
+    sections = [_overview(run), _config(run), _curves(run), decision_section(run.epochs, run.result), _architecture(run),
+                cells, _guard(run), _cost(run),
                 _pareto(run), _files(run)]
     return [s for s in sections if s is not None]
 

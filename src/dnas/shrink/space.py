@@ -19,7 +19,6 @@ shrinkage itself can be driven by a predictor instead of a table.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,12 +142,14 @@ class ShrunkSpace:
     @classmethod
     def load(cls, path: "str | os.PathLike") -> "ShrunkSpace":
         p = Path(path)
+        from dnas.errors import DnasError
+        from dnas.io import read_json
+
         try:
-            return cls.from_dict(json.loads(p.read_text()), str(p))
-        except OSError as e:
-            raise DataError(f"shrunk space {p}: cannot read ({e.strerror})") from None
-        except json.JSONDecodeError as e:
-            raise DataError(f"shrunk space {p}: invalid JSON at line {e.lineno}: {e.msg}") from None
+            d = read_json(p, "shrunk space")
+        except DnasError as e:
+            raise DataError(f"shrunk space: {e}") from None
+        return cls.from_dict(d, str(p))
 
 
 # ---------------------------------------------------------------------------- evaluators

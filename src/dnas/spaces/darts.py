@@ -122,7 +122,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from dnas.archsplit import ArchWeightSplit  # noqa: E402
 from dnas.ops import FactorizedReduce, ReLUConvBN  # noqa: E402
-from dnas.relax.base import Relaxation  # noqa: E402
+from dnas.relax.base import Relaxation, edge_output  # noqa: E402
 
 
 class SearchCell(nn.Module):
@@ -145,9 +145,7 @@ class SearchCell(nn.Module):
         for _ in range(self.steps):
             s = None
             for j, h in enumerate(states):
-                y = self.edges[offset + j](h, weights[offset + j])
-                if edge_w is not None:
-                    y = edge_w[offset + j] * y
+                y = edge_output(self.edges[offset + j], h, weights[offset + j], None if edge_w is None else edge_w[offset + j])
                 s = y if s is None else s + y
             offset += len(states)
             states.append(s)

@@ -152,10 +152,14 @@ def load_mobile_genotype(spec: "MobileGenotype | dict | str | os.PathLike") -> M
     p = Path(spec)
     if not p.exists():
         raise GenotypeError(f"genotype: file {str(p)!r} does not exist")
+    from dnas.errors import DnasError
+    from dnas.io import read_json
+
     try:
-        return MobileGenotype.from_dict(json.loads(p.read_text()))
-    except json.JSONDecodeError:
-        raise GenotypeError(f"genotype {p}: invalid JSON") from None
+        d = read_json(p, "genotype")
+    except DnasError as e:
+        raise GenotypeError(str(e)) from None
+    return MobileGenotype.from_dict(d)
 
 
 # ---------------------------------------------------------------------------------- space

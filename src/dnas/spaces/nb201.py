@@ -516,7 +516,7 @@ def nb201_dag(arch: "NB201Arch | str") -> tuple[np.ndarray, np.ndarray]:
 import torch.nn.functional as F  # noqa: E402
 
 from dnas.archsplit import ArchWeightSplit  # noqa: E402
-from dnas.relax.base import Relaxation  # noqa: E402
+from dnas.relax.base import Relaxation, edge_output  # noqa: E402
 
 #: Incoming edges per node (nodes 1, 2, 3), in edge order: the relaxations' node grouping.
 NB201_NODE_INPUTS: tuple[int, ...] = tuple(sum(1 for _, d in NB201_EDGES if d == j) for j in range(1, NB201_NODES))
@@ -536,9 +536,7 @@ class NB201MixedCell(nn.Module):
             for k, (src, dst) in enumerate(NB201_EDGES):
                 if dst != j:
                     continue
-                y = self.edges[k](nodes[src], weights[k])
-                if edge_w is not None:
-                    y = edge_w[k] * y
+                y = edge_output(self.edges[k], nodes[src], weights[k], None if edge_w is None else edge_w[k])
                 s = y if s is None else s + y
             nodes.append(s)
         return nodes[-1]

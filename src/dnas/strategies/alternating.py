@@ -25,6 +25,8 @@ the log are paid for again. A resumed run therefore ends where an uninterrupted 
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ from ConfigSpace import Configuration, ConfigurationSpace
 
 from dnas.errors import ConfigError
 from dnas.evaluators.base import EvalResult, Evaluator
-from dnas.io import write_json, write_text
+from dnas.io import write_json
 from dnas.run import RunDir
 from dnas.strategies.bohb import BOHB, Job, _plain
 from dnas.trials import Executor, SerialExecutor
@@ -136,72 +138,77 @@ def alternating_bohb_search(
         **{k: v for k, v in (bohb_kwargs or {}).items() if isinstance(v, (int, float, str, bool))},
         **dict(settings or {}),
     }
-    rd, logged = _open_run_dir(run_dir, resume, config, total_budget)
+    rd, logged, replay_budget = _open_run_dir(run_dir, resume, config, total_budget)
+    with rd if rd is not None else contextlib.nullcontext():
 
-    incumbent = {"structure": _dict(structure_space.get_default_configuration()),
-                 "operators": _dict(operator_space.get_default_configuration()),
-                 "accuracy": None, "budget": None}
-    history: list[dict] = []
-    cost, rnd, idle_rounds = 0.0, 0, 0
-    eps = 1e-9
-    while total_budget - cost >= min_budget - eps and idle_rounds < len(PHASES):
-        phase = PHASES[rnd % 2]
-        bohb = bohbs[phase]
-        fixed = incumbent["operators"] if phase == "structure" else incumbent["structure"]
-        objective = _Objective(evaluator, phase, fixed)
-        n_round, brackets0 = 0, bohb.brackets_done
-        while bohb.brackets_done - brackets0 < brackets_per_round:
-            jobs, room = [], total_budget - cost
-            for j in bohb.ask():
-                if j.budget > room + eps:
+        incumbent = {"structure": _dict(structure_space.get_default_configuration()),
+                     "operators": _dict(operator_space.get_default_configuration()),
+                     "accuracy": None, "budget": None}
+        history: list[dict] = []
+        cost, rnd, idle_rounds = 0.0, 0, 0
+        eps = 1e-9
+        while total_budget - cost >= min_budget - eps and idle_rounds < len(PHASES):
+            phase = PHASES[rnd % 2]
+            bohb = bohbs[phase]
+            fixed = incumbent["operators"] if phase == "structure" else incumbent["structure"]
+            objective = _Objective(evaluator, phase, fixed)
+            n_round, brackets0 = 0, bohb.brackets_done
+            while bohb.brackets_done - brackets0 < brackets_per_round:
+                    # While replaying a resumed run's log, cut rounds where the run being replayed cut them
+                # (at its own total budget), so that a larger --budget extends the run after its last
+                # evaluation instead of contradicting its log.
+                limit = replay_budget if len(history) < len(logged) else total_budget
+                jobs, room = [], limit - cost
+                for j in bohb.ask():
+                    if j.budget > room + eps:
+                        break
+                    jobs.append(j)
+                    room -= j.budget
+                if not jobs:
                     break
-                jobs.append(j)
-                room -= j.budget
-            if not jobs:
-                break
-            records = _evaluate_batch(jobs, objective, executor, logged, len(history), rnd, phase, fixed)
-            for job, rec in zip(jobs, records):
-                bohb.tell(job, rec["loss"])
-                history.append(rec)
-                cost += job.budget
-                n_round += 1
-                if not rec.get("replayed") and rd is not None:
-                    rd.log("eval", **{k: v for k, v in rec.items() if k != "replayed"})
-                if on_eval is not None:
-                    on_eval(rec)
-            incumbent = _incumbent(history, incumbent)
-            if rd is not None:
-                write_json(rd.path / "state.json", {"round": rnd, "phase": phase, "evaluations": len(history),
-                                                    "cost": cost, "total_budget": total_budget,
-                                                    "incumbent": incumbent, "finished": False})
-        idle_rounds = 0 if n_round else idle_rounds + 1
-        rnd += 1
-    if len(logged) > len(history):
-        raise ConfigError(
-            f"resume {rd.path if rd else ''}: the log holds {len(logged)} evaluations but the settings only "
-            f"reach {len(history)}; resume with the same or a larger --budget"
+                records = _evaluate_batch(jobs, objective, executor, logged, len(history), rnd, phase, fixed)
+                for job, rec in zip(jobs, records):
+                    bohb.tell(job, rec["loss"])
+                    history.append(rec)
+                    cost += job.budget
+                    n_round += 1
+                    if not rec.get("replayed") and rd is not None:
+                        rd.log("eval", **{k: v for k, v in rec.items() if k != "replayed"})
+                    if on_eval is not None:
+                        on_eval(rec)
+                incumbent = _incumbent(history, incumbent)
+                if rd is not None:
+                    write_json(rd.path / "state.json", {"round": rnd, "phase": phase, "evaluations": len(history),
+                                                        "cost": cost, "total_budget": total_budget,
+                                                        "incumbent": incumbent, "finished": False})
+            idle_rounds = 0 if n_round else idle_rounds + 1
+            rnd += 1
+        if len(logged) > len(history):
+            raise ConfigError(
+                f"resume {rd.path if rd else ''}: the log holds {len(logged)} evaluations but the settings only "
+                f"reach {len(history)}; resume with the same or a larger --budget"
+            )
+        if incumbent["accuracy"] is None:
+            raise ConfigError(f"budget: {total_budget} is below the smallest evaluation budget {min_budget}; nothing was evaluated")
+        result = AlternatingResult(
+            structure=incumbent["structure"], operators=incumbent["operators"],
+            accuracy=float(incumbent["accuracy"]), budget=float(incumbent["budget"]),
+            history=history, evaluations=len(history), cost=cost, rounds=rnd - idle_rounds,
+            run_dir=rd.path if rd else None,
         )
-    if incumbent["accuracy"] is None:
-        raise ConfigError(f"budget: {total_budget} is below the smallest evaluation budget {min_budget}; nothing was evaluated")
-    result = AlternatingResult(
-        structure=incumbent["structure"], operators=incumbent["operators"],
-        accuracy=float(incumbent["accuracy"]), budget=float(incumbent["budget"]),
-        history=history, evaluations=len(history), cost=cost, rounds=rnd - idle_rounds,
-        run_dir=rd.path if rd else None,
-    )
-    if rd is not None:
-        from dnas.spaces.generalized import arch_to_dict
+        if rd is not None:
+            from dnas.spaces.generalized import arch_to_dict
 
-        try:
-            genotype = {"space": "generalized", **arch_to_dict(result.structure, result.operators)}
-        except ConfigError:  # a custom space that is not the generalized one
-            genotype = {"structure": result.structure, "operators": result.operators}
-        write_json(rd.genotype, {**genotype, "accuracy": result.accuracy})
-        write_json(rd.path / "state.json", {"round": rnd, "evaluations": len(history), "cost": cost,
-                                            "total_budget": total_budget, "incumbent": incumbent, "finished": True})
-        rd.write_result(result.to_dict())
-        rd.log("end", evaluations=len(history), cost=cost, accuracy=result.accuracy)
-    return result
+            try:
+                genotype = {"space": "generalized", **arch_to_dict(result.structure, result.operators)}
+            except ConfigError:  # a custom space that is not the generalized one
+                genotype = {"structure": result.structure, "operators": result.operators}
+            write_json(rd.genotype, {**genotype, "accuracy": result.accuracy})
+            write_json(rd.path / "state.json", {"round": rnd, "evaluations": len(history), "cost": cost,
+                                                "total_budget": total_budget, "incumbent": incumbent, "finished": True})
+            rd.write_result(result.to_dict())
+            rd.log("end", evaluations=len(history), cost=cost, accuracy=result.accuracy)
+        return result
 
 
 def _evaluate_batch(
@@ -255,31 +262,54 @@ def _incumbent(history: list[dict], current: dict) -> dict:
             "accuracy": best["accuracy"], "budget": top}
 
 
+def _resume_checks(rd: RunDir, config: dict, total_budget: float) -> tuple[RunDir, list[dict], float]:
+    """The saved settings must match; returns the run, its logged evaluations and its old total budget."""
+    saved = _saved_config(rd)
+    diff = sorted(k for k in set(saved) | set(config) if k != "total_budget" and saved.get(k) != config.get(k))
+    if diff:
+        raise ConfigError(f"resume {rd.path}: settings differ from the saved run in {', '.join(diff)}; "
+                          "use the saved settings or a new run directory")
+    logged = sorted(rd.read_events("eval"), key=lambda e: e["seq"])
+    if [e["seq"] for e in logged] != list(range(len(logged))):
+        raise ConfigError(f"resume {rd.path}: events.jsonl has gaps or duplicate evaluations; start a new run")
+    replay_budget = float(saved.get("total_budget", total_budget))
+    if total_budget < replay_budget:
+        raise ConfigError(f"--budget: {total_budget} is below the run's {replay_budget}; a resumed search can only grow")
+    rd.save_config_text(yaml.safe_dump({**config, "total_budget": total_budget}, sort_keys=False))
+    rd.log("resume", logged=len(logged), total_budget=total_budget)
+    return rd, logged, replay_budget
+
+
 def _open_run_dir(
     run_dir: str | Path | None, resume: bool, config: dict, total_budget: float
-) -> tuple[RunDir | None, list[dict]]:
+) -> tuple[RunDir | None, list[dict], float]:
     if run_dir is None:
         if resume:
             raise ConfigError("resume: needs the run directory to continue")
-        return None, []
+        return None, [], total_budget
     rd = RunDir(run_dir)
     if resume:
-        rd.require_existing()
-        saved = yaml.safe_load(rd.config.read_text()) or {}
-        diff = sorted(k for k in set(saved) | set(config) if k != "total_budget" and saved.get(k) != config.get(k))
-        if diff:
-            raise ConfigError(f"resume {rd.path}: settings differ from the saved run in {', '.join(diff)}; "
-                              "use the saved settings or a new run directory")
-        logged = sorted(rd.read_events("eval"), key=lambda e: e["seq"])
-        if [e["seq"] for e in logged] != list(range(len(logged))):
-            raise ConfigError(f"resume {rd.path}: events.jsonl has gaps or duplicate evaluations; start a new run")
-        write_text(rd.config, yaml.safe_dump({**config, "total_budget": total_budget}, sort_keys=False))
-        rd.log("resume", logged=len(logged), total_budget=total_budget)
-        return rd, logged
+        rd.open()
+        try:
+            return _resume_checks(rd, config, total_budget)
+        except BaseException:
+            rd.release()
+            raise
     rd.create()
-    write_text(rd.config, yaml.safe_dump({**config, "total_budget": total_budget}, sort_keys=False))
+    rd.save_config_text(yaml.safe_dump({**config, "total_budget": total_budget}, sort_keys=False))
     rd.log("start", **{k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))})
-    return rd, []
+    return rd, [], total_budget
+
+
+def _saved_config(rd: RunDir) -> dict:
+    """The verified, non-empty config mapping of a bohb-alt run."""
+    from dnas.io import loads_yaml
+    from dnas.manifest import read_text_checked
+
+    saved = loads_yaml(read_text_checked(rd.config, "config"), str(rd.config))
+    if not isinstance(saved, dict) or not saved:
+        raise ConfigError(f"{rd.config}: empty or not a mapping; a run's saved config lists every field — start a new run")
+    return saved
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -344,7 +374,7 @@ def resume_generalized(
     """``dnas search --resume RUN``: continue a :func:`search_generalized` run with its saved
     settings (``budget`` may raise the total to extend a finished run)."""
     rd = RunDir(run_dir).require_existing()
-    saved = yaml.safe_load(rd.config.read_text()) or {}
+    saved = _saved_config(rd)
     if saved.get("strategy") != "bohb-alt" or saved.get("space") != "generalized":
         raise ConfigError(f"--resume {rd.path}: not a generalized-space bohb-alt run (config.yaml says "
                           f"space={saved.get('space')!r}, strategy={saved.get('strategy')!r})")

@@ -1,6 +1,10 @@
 """Bilevel gradient search (DARTS / PC-DARTS): weights on the train split, architecture on the
 val split, alternating one architecture step and one weight step per batch.
 
+Every epoch walks the whole train split (as the references do); each architecture step takes
+the next val batch, and the val split is walked again in a new seeded order when it runs out
+(:class:`dnas.searchdata.CycledVal`), so ``train_portion`` changes the data, not the step count.
+
 First order treats the weights as constant during the architecture step. Second order
 (``unrolled``) follows the DARTS paper: the validation loss is taken at the weights after one
 virtual SGD step (with the optimizer's momentum, Nesterov correction and weight decay), and the
@@ -30,11 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from dnas.config import SearchConfig, save_config
+from dnas.config import SearchConfig, dump_config
+from dnas.decision import decision
 from dnas.errors import ConfigError, DivergenceError, DnasError
+from dnas.finite import check_finite_model
 from dnas.genotype import Genotype
 from dnas.progress import progress as progress_display
 from dnas.guard import CollapseGuard
+from dnas.relax.fused import set_fast_path
 from dnas.relax import relaxation_from_config
 from dnas.selection import run_selection, selection_name
 from dnas.run import RunDir, resolve_device, rng_state, seed_everything, set_rng_state
@@ -53,12 +60,16 @@ class SearchResult:
     arch: dict | None = None
     #: Per-rank outcomes of a ``nproc > 1`` run (genotype, arch, digest), from the launcher.
     ranks: list | None = None
+    #: True when ``--resume`` found the run already finished and changed nothing.
+    already_finished: bool = False
+    #: How sure the search is (:func:`dnas.decision.decision`): margins, mean top-1, ``decided``.
+    decision: dict | None = None
 
 
 def _check_finite(loss: torch.Tensor, where: str, epoch: int, step: int) -> None:
     if not torch.isfinite(loss):
         raise DivergenceError(
-            f"{where} loss became {loss.item()} at epoch {epoch}, step {step}; lower --lr / arch_lr or raise grad_clip"
+            f"{where} loss became {loss.item()} at epoch {epoch}, step {step}; lower lr / arch_lr (config fields, via --config) or lower grad_clip"
         )
 
 
@@ -266,7 +277,9 @@ def build_supernet(cfg: SearchConfig, num_classes: int, in_channels: int):
     """The supernet of ``cfg.space`` under ``cfg.relaxation`` (see :func:`dnas.spaces.build_supernet`)."""
     from dnas.spaces.base import build_supernet as build
 
-    return build(cfg, num_classes, in_channels)
+    model = build(cfg, num_classes, in_channels)
+    set_fast_path(model, getattr(cfg, "fast", True))  # dnas.relax.fused; same values, less time and memory
+    return model
 
 
 def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, progress: bool = True) -> SearchResult:
@@ -275,7 +288,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     With ``cfg.nproc > 1`` (and not already inside a launcher) the search runs data-parallel on
     that many local ranks; under torchrun each process is one rank (see :mod:`dnas.distributed`)."""
     from dnas import distributed
-    from dnas.searchdata import search_batches
+    from dnas.searchdata import CycledVal, search_batches, write_search_splits
 
     if cfg.nproc > 1 and not distributed.launched():
         return launch_search(cfg, run, resume=resume, progress=progress)
@@ -289,6 +302,7 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
         raise DnasError(f"rank {dist.rank}: run directory {run.path} differs from rank 0's; pass the same --out to every rank")
     seed_everything(cfg.seed)
     train_b, val_b, num_classes, in_channels = search_batches(cfg, rank=dist.rank, world_size=dist.world_size)
+    cycled_val = CycledVal(val_b)
     model = build_supernet(cfg, num_classes, in_channels).to(device)
     if cfg.channels_last:
         from dnas.ops import channels_last_safe
@@ -311,18 +325,30 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     start_epoch = 0
     ckpt = run.load_checkpoint() if resume else None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        w_opt.load_state_dict(ckpt["w_opt"])
-        architect.optimizer.load_state_dict(ckpt["a_opt"])
-        sched.load_state_dict(ckpt["sched"])
-        model.relax.load_state(ckpt.get("relax", {}))
-        set_rng_state(ckpt["rng"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            w_opt.load_state_dict(ckpt["w_opt"])
+            architect.optimizer.load_state_dict(ckpt["a_opt"])
+            sched.load_state_dict(ckpt["sched"])
+            model.relax.load_state(ckpt.get("relax", {}))
+            set_rng_state(ckpt["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+            raise DnasError(f"{run.checkpoint}: checkpoint does not fit the supernet of config.yaml ({type(e).__name__}); "
+                            "it belongs to another config — start a new run") from None
         start_epoch = int(ckpt["epoch"]) + 1
         if dist.is_main:
+            if not (run.path / "splits.json").exists():  # a run started before splits.json existed
+                write_search_splits(cfg, run.path)
             run.truncate_events(start_epoch)
             run.log("resume", from_epoch=start_epoch)
     elif dist.is_main:
-        save_config(cfg, run.config)
+        if resume:  # no checkpoint: only a run that never reached its first one may restart
+            if run.read_events("epoch"):
+                raise DnasError(f"{run.checkpoint}: missing, but the run logged finished epochs; restore the "
+                                "checkpoint or start a new run")
+            run.clear_events()
+        run.save_config_text(dump_config(cfg))
+        write_search_splits(cfg, run.path)
         run.log("start", kind="search", config=cfg.model_dump(mode="json"), **({"world_size": dist.world_size} if dist.enabled else {}))
     dist.barrier()  # rank 0 has trimmed the event log before anyone reads it
     dist.broadcast_(list(model.parameters()) + list(model.buffers()))  # every rank starts from rank 0's state
@@ -344,14 +370,16 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             # schedules (tau, drop rates) anneal over the architecture-search epochs only
             model.relax.on_epoch(max(epoch - cfg.warmup_epochs, 0), max(cfg.epochs - cfg.warmup_epochs, 1))
             train_b.set_epoch(epoch)
-            val_b.set_epoch(epoch)
+            val_stream = cycled_val.epoch(epoch)  # a val batch for every step of the whole train split
             lr = w_opt.param_groups[0]["lr"]
             search_arch = epoch >= cfg.warmup_epochs
             n, correct, loss_sum, arch_loss_sum, arch_steps = 0, 0, 0.0, 0.0, 0
             bar.reset(steps_task, total=len(train_b), description=f"  epoch {epoch + 1}/{cfg.epochs}")
             weights = model.weights()
-            for step, ((xt, yt), (xv, yv)) in enumerate(zip(train_b, val_b)):
+            for step, (xt, yt) in enumerate(train_b):
                 xt, yt = xt.to(device, non_blocking=True), yt.to(device, non_blocking=True)
+                if search_arch:  # weight-only warm-up epochs draw no val batches
+                    xv, yv = next(val_stream)
                 val_share = 1.0
                 if sync is not None:  # this rank's shares of the global train and val batches
                     val_share = val_b.share
@@ -388,8 +416,13 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 n, correct, loss_sum, arch_loss_sum = dist.sum_floats([n, correct, loss_sum, arch_loss_sum])
                 dist.average_buffers_(model)
                 drift = dist.drift(list(model.parameters()))
+            val_stream.close()
+            val_b.set_epoch(epoch)  # evaluation and the guard batch: the epoch's own val order
             val_loss, val_acc = _evaluate(model, val_b, device, dist if dist.enabled else None)
+            check_finite_model(model, f"search epoch {epoch + 1}", "lower lr / arch_lr (config fields) or grad_clip",
+                               val_loss=val_loss, train_loss=loss_sum / max(n, 1))
             genotype = model.genotype()
+            alphas = model.arch_summary()
             guard_rec = None
             if guard.enabled and dist.is_main:  # the guard batch is the full global batch
                 guard_rec = guard.record(model, genotype, _first_batch(getattr(val_b, "base", val_b), device), epoch, history)
@@ -400,12 +433,15 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
                 "train_loss": loss_sum / max(n, 1),
                 "train_acc": correct / max(n, 1),
                 "arch_loss": arch_loss_sum / arch_steps if arch_steps else None,
+                "weight_steps": step + 1 if len(train_b) else 0,
+                "arch_steps": arch_steps,
                 "arch_terms": dict(architect.last_terms),
                 "val_loss": val_loss,
                 "val_acc": val_acc,
                 "seconds": round(time.time() - t0, 3),
                 "genotype": genotype.to_dict(with_meta=False),
-                "alphas": model.arch_summary(),
+                "alphas": alphas,
+                "decision": decision(alphas, cfg.decided_margin),
                 "relax": model.relax.state(),
             }
             if guard_rec is not None:
@@ -464,6 +500,9 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
     from dnas.evaluators.tabular import table_accuracy
 
     final = history[-1] if history else {}
+    verdict = decision(model.arch_summary(), cfg.decided_margin)
+    if stopped is not None:  # the kept genotype is an earlier epoch's: so is its verdict
+        verdict = next((h["decision"] for h in history if h.get("epoch") == stopped.get("chosen_epoch") and "decision" in h), verdict)
     run.write_result(
         {
             "genotype": genotype.to_dict(),
@@ -473,11 +512,15 @@ def run_bilevel_search(cfg: SearchConfig, run: RunDir, *, resume: bool = False, 
             "search_seconds": round(sum(h.get("seconds", 0.0) for h in history), 3),
             "guard_stop": stopped,
             **table_accuracy(cfg.space, genotype),
+            "decided": verdict["decided"],
+            "decision": verdict,
         }
     )
+    if verdict["decided"] is False:
+        run.log("undecided", **{k: v for k, v in verdict.items() if k != "edges"})
     run.log("end", genotype_hash=genotype.hash())
     dist.close()
-    return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch)
+    return SearchResult(genotype, run.path, history, arch_digest=digest, arch=arch, decision=verdict)
 
 
 # ------------------------------------------------------------------------ data-parallel launch (dnas.distributed)

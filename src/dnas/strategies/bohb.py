@@ -656,8 +656,19 @@ class BOHBStrategy(DiscreteStrategy):
                     else:
                         self.tell_failure(p, res.error or "failed")
                     done += 1
+                _stop_if_all_failed(self.failed, done)
         finally:
             executor.close()
+
+
+def _stop_if_all_failed(failed: list[dict], done: int) -> None:
+    """Every trial so far failed for one reason (bad data, a broken evaluator): stop in one line
+    instead of burning the whole budget on the same error."""
+    errors = {f["error"] for f in failed}
+    if done and len(failed) == done and len(errors) == 1:
+        from dnas.errors import DnasError
+
+        raise DnasError(f"bohb: all {done} trials failed with the same error: {errors.pop()}; fix its cause and start again")
 
 
 @contextlib.contextmanager
