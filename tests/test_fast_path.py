@@ -24,7 +24,7 @@ RELAXATIONS = [("darts", {}), ("pc", {}), ("gdas", {}), ("msg", {}), ("topo", {}
 
 
 def _pair(relax: str, extra: dict, **kw):
-    cfg = make_config(overrides=dict(relaxation=relax, **extra, init_channels=8, layers=3, image_size=None, **kw))
+    cfg = make_config(overrides=dict(relaxation=relax, **extra, init_channels=8, layers=3, image_size=None, fast=True, **kw))
     torch.manual_seed(0)
     fast = build_supernet(cfg, 10, 1)
     plain = copy.deepcopy(fast)
@@ -123,17 +123,17 @@ def test_search_with_fast_path_on_and_off_learns_the_same_architecture(tmp_path)
     assert on.genotype == off.genotype
 
 
-def test_cli_plain_flag_reaches_the_config(tmp_path):
+def test_cli_fast_flag_reaches_the_config(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
 
-    out = tmp_path / "plain"
-    p = subprocess.run([sys.executable, "-m", "dnas", "search", "--plain", "--data", "digits", "--image-size", "8",
+    out = tmp_path / "fast"
+    p = subprocess.run([sys.executable, "-m", "dnas", "search", "--fast", "--data", "digits", "--image-size", "8",
                         "--init-channels", "4", "--layers", "3", "--batch-size", "32", "--max-samples", "60",
                         "--epochs", "1", "--warmup-epochs", "0", "--guard", "off", "--threads", "1", "--quiet",
                         "--out", str(out)],
                        capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
                                                             "PYTHONPATH": str(Path(dnas.__file__).parents[1])})
     assert p.returncode == 0, p.stderr
-    assert "fast: false" in (out / "config.yaml").read_text()
+    assert "fast: true" in (out / "config.yaml").read_text()

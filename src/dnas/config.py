@@ -138,7 +138,7 @@ class SearchConfig(BaseModel):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed (0 .. 2**63-1)")
     device: str = "auto"
     channels_last: bool = Field(False, description="run the supernet in channels_last memory format (faster depthwise convs on CPU)")
-    fast: bool = Field(True, description="memory-saving path of the supernet edges (dnas.relax.fused): BN outputs and pooled maps recomputed in the backward pass, depthwise convolutions in channels_last; same values and gradients, about 0.7x the peak memory and about 15% slower on CPU; false = the plain op-by-op path")
+    fast: bool = Field(False, description="opt-in memory-saving path of the supernet edges (dnas.relax.fused): BN outputs and pooled maps recomputed in the backward pass, depthwise convolutions in channels_last; about 0.7x the peak memory and about 15% slower on CPU; off by default (the H-DAS depth step differs under it, and forward hooks on ops do not fire); false = the plain op-by-op path")
     threads: Optional[int] = Field(None, ge=1, le=4096)
     nproc: int = Field(1, ge=1, le=4096, description="data-parallel ranks started on this machine (torch.distributed; batch_size stays the global batch, so lr needs no scaling); under torchrun the ranks come from the environment")
 
