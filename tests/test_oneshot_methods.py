@@ -430,7 +430,7 @@ def test_hierarchical_space_runs_the_cell_relaxations(tmp_path, method):
                 threads=1, steps=2, multiplier=2, primitives=DA["primitives"], layers=5, guard="off")
     res = dnas.search(preset="hdas-cell", out=tmp_path / "h", **dict(hier, relaxation=method), progress=False)
     assert res.genotype.is_hierarchical
-    with pytest.raises(ConfigError, match="cannot place single architectures"):
+    with pytest.raises(ConfigError, match="relaxation: .spos. does not apply to space hierarchical"):
         dnas.search(preset="hdas-cell", out=tmp_path / "s", **dict(hier, relaxation="spos"), progress=False)
 
 

@@ -229,7 +229,7 @@ class HierarchicalSearchSpace(SearchSpace):
     #: Relaxations the hierarchical supernet runs (each mixes both cell edges and stage links):
     #: the edge-mixing ones; input-selecting (topo) and single-path-placing ones (spos) and the
     #: perturbation-based sdarts-adv need hooks this supernet does not provide yet.
-    relaxations = ("darts", "pc", "gdas", "msg", "fbnetv2")
+    relaxations = ("darts", "pc", "gdas", "msg", "fbnetv2", "fairdarts", "sdarts-rs")
 
     def __init__(self, level: str = "both", layers: int = 8, primitives: Sequence[str] = tuple(DARTS_PRIMITIVES),
                  steps: int = 4, link_primitives: Sequence[str] = LINK_PRIMITIVES, window: int = 3, keep: int = 2,
