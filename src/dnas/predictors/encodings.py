@@ -20,16 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dnas.spaces.nb201 import DAG_NODES, NB201_EDGES, NB201_OPS, NODE_TYPES, NB201Arch, nb201_dag, parse_arch  # noqa: F401
-
-
-def onehot(arch: "NB201Arch | str") -> np.ndarray:
-    """The flattened 6x5 edge-op one-hot matrix (float32, length 30)."""
-    a = parse_arch(arch)
-    m = np.zeros((len(NB201_EDGES), len(NB201_OPS)), np.float32)
-    for k, op in enumerate(a.ops):
-        m[k, NB201_OPS.index(op)] = 1.0
-    return m.reshape(-1)
+from dnas.spaces.nb201 import DAG_NODES, NB201_EDGES, NB201_OPS, NODE_TYPES, NB201Arch, nb201_dag, onehot, parse_arch  # noqa: F401
 
 
 def dag_batch(archs: Sequence["NB201Arch | str"]) -> tuple[torch.Tensor, torch.Tensor]:
