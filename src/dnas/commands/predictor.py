@@ -18,6 +18,7 @@ def evaluate(
     predictor: str = typer.Option("gcn", help="gcn | mlp | rf (random forest) | gbm (gradient boosting)"),
     features: str = typer.Option("graph", help="graph (the space's graph / one-hot) | zc (proxy scores) | graph+zc"),
     zc_proxies: Optional[str] = typer.Option(None, help="proxies to use as features (default: every known proxy the records carry)"),
+    fusion: Optional[str] = typer.Option(None, help="gcn/mlp with graph+zc: concat (default) | gated (gcn: proxy path behind a gate that starts closed) | auto (chosen by cross-validation on the training archs)"),
     train_size: int = typer.Option(100, min=2, help="training archs per seed; the rest are scored"),
     seeds: int = typer.Option(3, min=1, help="number of train/test splits (seeds 0..N-1)"),
     loss: str = typer.Option("rank", help="rank (pairwise) | mse | both"),
@@ -32,8 +33,12 @@ def evaluate(
     from dnas.predictors.zerocost import parse_proxies
 
     zc = parse_proxies(zc_proxies) if zc_proxies else None
+    if fusion and predictor not in ("gcn", "mlp"):
+        from dnas.errors import ConfigError
+
+        raise ConfigError(f"--fusion: only gcn and mlp join proxies to a graph; drop it for {predictor}")
     res = predictor_evaluate(records, predictor, train_size, seeds, features=features, zc_proxies=zc,
-                             loss=loss, epochs=epochs, ensemble=ensemble)
+                             loss=loss, epochs=epochs, ensemble=ensemble, **({"fusion": fusion} if fusion else {}))
     if as_json:
         emit_json(res)
         return

@@ -19,6 +19,7 @@ with ``loss="mse"`` they estimate accuracy, with the ranking loss only their ord
 from __future__ import annotations
 
 import contextlib
+import copy
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -50,6 +51,9 @@ def single_thread() -> Iterator[None]:
 class NeuralPredictor:
     """Base class: subclasses define :meth:`build` (one fresh model) and :meth:`features`."""
 
+    #: Ways the model can join proxy features to the graph (the first is the default).
+    fusions: tuple[str, ...] = ("concat",)
+
     def __init__(
         self,
         *,
@@ -64,6 +68,8 @@ class NeuralPredictor:
         features: str = "graph",
         zc: Any = None,
         zc_min_tau: float = 0.3,
+        fusion: str = "concat",
+        cv_folds: int = 3,
     ):
         if loss not in LOSSES:
             raise ConfigError(f"predictor loss: must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -90,6 +96,19 @@ class NeuralPredictor:
         #: this (at least the best one): on the DARTS space most proxies barely rank the archs
         #: (tau < 0.3) and, as extra inputs of a small net trained on 100 archs, only add noise.
         self.zc_min_tau = float(zc_min_tau)
+        if fusion != "auto" and fusion not in self.fusions:
+            raise ConfigError(f"predictor fusion: must be auto or one of {', '.join(self.fusions)}, got {fusion!r}")
+        if cv_folds < 2:
+            raise ConfigError(f"predictor cv_folds: must be >= 2, got {cv_folds}")
+        #: How proxy features join the graph (``graph+zc`` only): a subclass's :attr:`fusions`, or
+        #: ``auto``: the one with the best mean Kendall tau over ``cv_folds`` folds of the
+        #: training archs (one member per fold; decided on the training split alone). Measured
+        #: (GCN, 100 training archs, 3 seeds): concat NB201 0.772 / DARTS 0.766, gated 0.751 /
+        #: 0.779, auto 0.765 / 0.771 - the folds of 33 archs are too noisy to choose reliably.
+        self.fusion, self.cv_folds = fusion, int(cv_folds)
+        self.fusion_used = self.fusions[0]
+        #: ``{fusion: mean fold tau}`` of the last ``auto`` choice (empty when nothing was chosen).
+        self.fusion_scores: dict[str, float] = {}
 
     def _archs(self, archs: Sequence[Any]) -> list[Any]:
         return [self.space.parse(a) for a in archs]
@@ -124,8 +143,32 @@ class NeuralPredictor:
                 out = out + F.softplus(-sign[mask] * diff[mask]).mean()
         return out
 
+    def _choose_fusion(self, archs: Sequence[Any], accuracies: Sequence[float]) -> str:
+        """``fusion="auto"``: cross-validate each fusion on the training archs (one member per fold)."""
+        if self.fusion != "auto":
+            return self.fusion
+        if not (self.use_graph and self.use_zc) or len(self.fusions) < 2 or len(archs) < 2 * self.cv_folds:
+            return self.fusions[0]
+        from dnas.predictors.metrics import kendall_tau
+
+        acc = np.asarray(accuracies, dtype=np.float64)
+        folds = np.array_split(np.random.default_rng(self.seed).permutation(len(archs)), self.cv_folds)
+        scores = {}
+        for fusion in self.fusions:
+            taus = []
+            for k, te in enumerate(folds):
+                tr = np.concatenate([f for j, f in enumerate(folds) if j != k])
+                sub = copy.copy(self)
+                sub.fusion, sub.ensemble, sub.seed = fusion, 1, self.seed * 7919 + k
+                sub.fit([archs[i] for i in tr], acc[tr])
+                taus.append(kendall_tau(sub.predict([archs[i] for i in te]), acc[te]))
+            scores[fusion] = float(np.mean(taus))
+        self.fusion_scores = scores
+        return max(self.fusions, key=lambda f: scores[f])  # ties: the first (concat)
+
     def fit(self, archs: Sequence[Any], accuracies: Sequence[float]) -> "NeuralPredictor":
         """Train the ensemble on ``archs`` and their accuracies."""
+        self.fusion_used = self._choose_fusion(list(archs), accuracies)
         y = torch.as_tensor(np.asarray(accuracies, dtype=np.float32))
         if len(archs) != len(y) or len(y) < 2:
             raise ConfigError(f"predictor fit: need >= 2 archs with one accuracy each, got {len(archs)} and {len(y)}")
