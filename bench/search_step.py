@@ -9,6 +9,7 @@ RSS, and ratios against the first configuration. Writes bench/results/search_ste
     python bench/search_step.py                         # darts vs pc, fast path vs plain path, 2 rounds
     python bench/search_step.py --relaxations all --rounds 1 --size 16 --batch 32
     python bench/search_step.py --relaxations pc --iters 3 --batch 256
+    python bench/search_step.py --fast off --cl-kernels both  # channels_last kernels vs NCHW, side by side
     python bench/search_step.py --relaxations all --channels-last off \
         --out bench/results/relaxations_step.json      # every relaxation, ratios vs darts
 
@@ -44,6 +45,9 @@ def worker(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    import dnas.ops
+
+    dnas.ops.CHANNELS_LAST_KERNELS = bool(args.cl_kernels)
     from dnas.config import make_config
     from dnas.strategies.bilevel import Architect, build_supernet
 
@@ -100,6 +104,7 @@ def worker(args: argparse.Namespace) -> dict:
         "relaxation": args.relaxation,
         "channels_last": args.channels_last,
         "fast": args.fast,
+        "cl_kernels": bool(args.cl_kernels),
         "batch": args.batch,
         "seconds_per_iteration": median,
         "images_per_s": args.batch / median,
@@ -114,7 +119,7 @@ def worker(args: argparse.Namespace) -> dict:
 
 
 def _key(r: dict) -> tuple:
-    return (r["relaxation"], bool(r["channels_last"]), bool(r["fast"]))
+    return (r["relaxation"], bool(r["channels_last"]), bool(r["fast"]), bool(r.get("cl_kernels", True)))
 
 
 def _median(xs: list[float]) -> float:
@@ -140,8 +145,8 @@ def _merge_rounds(runs: list[dict]) -> dict:
 def _ratios(rows: list[dict]) -> None:
     """Speed and memory of every row against the first row, DARTS (same format and path) and
     its own plain path (same relaxation and format)."""
-    def find(relax, cl, fast):
-        return next((d for d in rows if "images_per_s" in d and _key(d) == (relax, cl, fast)), None)
+    def find(relax, cl, fast, k=True):
+        return next((d for d in rows if "images_per_s" in d and _key(d) == (relax, cl, fast, k)), None)
 
     def put(r, d, name):
         if d is None:
@@ -162,9 +167,12 @@ def _ratios(rows: list[dict]) -> None:
         if "images_per_s" not in r:
             continue
         put(r, base, "first")
-        put(r, find("darts", r["channels_last"], r["fast"]), "darts")
+        k = r.get("cl_kernels", True)
+        put(r, find("darts", r["channels_last"], r["fast"], k), "darts")
         if r["fast"]:
-            put(r, find(r["relaxation"], r["channels_last"], False), "plain")
+            put(r, find(r["relaxation"], r["channels_last"], False, k), "plain")
+        if k:
+            put(r, find(r["relaxation"], r["channels_last"], r["fast"], False), "nchw_kernels")
 
 
 def main() -> None:
@@ -180,6 +188,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fast", choices=["off", "on", "both"], default="both", help="fast edge path (config field fast)")
+    ap.add_argument("--cl-kernels", choices=["off", "on", "both"], default="on",
+                    help="run large/dilated depthwise convs and max pools in channels_last on CPU (dnas.ops.CHANNELS_LAST_KERNELS); both = side by side")
+    ap.add_argument("--_k", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds over all configurations")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
@@ -190,28 +201,30 @@ def main() -> None:
     if args._worker:
         args.channels_last = bool(args._cl)
         args.fast = bool(args._fast)
+        args.cl_kernels = bool(args._k)
         print(json.dumps(worker(args)))
         return
     formats = {"off": [0], "on": [1], "both": [0, 1]}[args.channels_last]
     fasts = {"off": [0], "on": [1], "both": [1, 0]}[args.fast]
     if args.relaxations == ["all"]:
         args.relaxations = list(ALL_RELAXATIONS)
-    configs = [(relax, cl, f) for relax in args.relaxations for cl in formats for f in fasts]
+    kernels = {"off": [0], "on": [1], "both": [1, 0]}[args.cl_kernels]
+    configs = [(relax, cl, f, k) for relax in args.relaxations for cl in formats for f in fasts for k in kernels]
     load_start = os.getloadavg()
     runs: dict[tuple, list[dict]] = {c: [] for c in configs}
     for rnd in range(args.rounds):
-        for relax, cl, f in configs if rnd % 2 == 0 else configs[::-1]:  # alternate the order
-            cmd = [sys.executable, __file__, "--_worker", "--relaxation", relax, "--_cl", str(cl), "--_fast", str(f)]
-            for k in ("batch", "C", "layers", "size", "iters", "warmup", "threads", "device"):
-                cmd += [f"--{k}", str(getattr(args, k))]
+        for relax, cl, f, k in configs if rnd % 2 == 0 else configs[::-1]:  # alternate the order
+            cmd = [sys.executable, __file__, "--_worker", "--relaxation", relax, "--_cl", str(cl), "--_fast", str(f), "--_k", str(k)]
+            for opt in ("batch", "C", "layers", "size", "iters", "warmup", "threads", "device"):
+                cmd += [f"--{opt}", str(getattr(args, opt))]
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
-                out = {"relaxation": relax, "channels_last": bool(cl), "fast": bool(f), "error": proc.stderr.strip().splitlines()[-1:]}
+                out = {"relaxation": relax, "channels_last": bool(cl), "fast": bool(f), "cl_kernels": bool(k), "error": proc.stderr.strip().splitlines()[-1:]}
             else:
                 out = json.loads(proc.stdout.strip().splitlines()[-1])
             out["round"] = rnd + 1
-            runs[(relax, cl, f)].append(out)
+            runs[(relax, cl, f, k)].append(out)
             print(json.dumps(out), flush=True)
     rows = [_merge_rounds(runs[c]) for c in configs]
     _ratios(rows)
