@@ -168,10 +168,9 @@ def test_gated_fusion_starts_as_the_graph_model_and_learns_to_open():
 
 
 def test_auto_fusion_cross_validates_on_the_training_archs_only():
+    from dnas.evaluators.tabular import load_records
     from dnas.predictors import make_predictor
     from dnas.predictors.zcfeatures import ZCFeatures
-
-    from dnas.evaluators.tabular import load_records
 
     recs = load_records("nb201_cifar10_zc")[1][:80]
     zc = ZCFeatures.from_records(recs)
@@ -186,6 +185,8 @@ def test_auto_fusion_cross_validates_on_the_training_archs_only():
     assert graph_only.fusion_scores == {}  # nothing to fuse: no cross-validation
     with pytest.raises(ConfigError, match="fusion"):
         make_predictor("gcn", fusion="late")
+    with pytest.raises(ConfigError, match="fusion"):
+        make_predictor("rf", fusion="gated")  # trees only concatenate
 
 
 def test_zc_evaluator_searches_by_a_proxy_and_reports_true_accuracy():

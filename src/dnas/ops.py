@@ -41,7 +41,8 @@ DARTS_PRIMITIVES = [
 PARAMETER_FREE = {"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"}
 
 
-#: Switch for :func:`_in_channels_last` (benchmarks compare both settings in one run).
+#: Switch for :class:`DepthwiseConv2d` and :class:`MaxPool3x3`'s channels_last kernels
+#: (benchmarks compare both settings in one run).
 CHANNELS_LAST_KERNELS = True
 
 
@@ -55,6 +56,17 @@ def _custom_backward_ok(*tensors: torch.Tensor) -> bool:
     (ONNX / TorchScript see plain aten ops) nor without gradients (nothing to save anyway)."""
     return (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
             and not torch.jit.is_tracing() and not torch.jit.is_scripting())
+
+
+def _channels_last_call(plain: Callable[[torch.Tensor], torch.Tensor], custom: Callable[[], torch.Tensor],
+                        x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+    """``plain(x)`` where channels_last does not apply; the memory-saving Function ``custom()``
+    where a backward will run; otherwise ``plain`` on a channels_last copy, back in NCHW."""
+    if not _use_channels_last(x):
+        return plain(x)
+    if _custom_backward_ok(x, *params):
+        return custom()
+    return plain(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
 class _ChannelsLastDepthwise(torch.autograd.Function):
@@ -97,10 +109,11 @@ class DepthwiseConv2d(nn.Conv2d):
     Inputs already in channels_last (``channels_last: true``) and non-CPU tensors run unchanged."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if (self.kernel_size[0] >= 5 or self.dilation[0] > 1) and self.padding_mode == "zeros" and _use_channels_last(x):
-            if _custom_backward_ok(x, self.weight):
-                return _ChannelsLastDepthwise.apply(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
-            return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        if (self.kernel_size[0] >= 5 or self.dilation[0] > 1) and self.padding_mode == "zeros":
+            return _channels_last_call(
+                super().forward,
+                lambda: _ChannelsLastDepthwise.apply(x, self.weight, self.stride, self.padding, self.dilation, self.groups),
+                x, self.weight)
         return super().forward(x)
 
 
@@ -134,11 +147,7 @@ class MaxPool3x3(nn.MaxPool2d):
         super().__init__(3, stride=stride, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if _use_channels_last(x) and _custom_backward_ok(x):
-            return _ChannelsLastMaxPool.apply(x, self.stride if isinstance(self.stride, int) else self.stride[0])
-        if _use_channels_last(x):
-            return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
-        return super().forward(x)
+        return _channels_last_call(super().forward, lambda: _ChannelsLastMaxPool.apply(x, self.stride), x)
 
 
 class ReLUConvBN(nn.Sequential):

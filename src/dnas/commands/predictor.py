@@ -33,10 +33,6 @@ def evaluate(
     from dnas.predictors.zerocost import parse_proxies
 
     zc = parse_proxies(zc_proxies) if zc_proxies else None
-    if fusion and predictor not in ("gcn", "mlp"):
-        from dnas.errors import ConfigError
-
-        raise ConfigError(f"--fusion: only gcn and mlp join proxies to a graph; drop it for {predictor}")
     res = predictor_evaluate(records, predictor, train_size, seeds, features=features, zc_proxies=zc,
                              loss=loss, epochs=epochs, ensemble=ensemble, **({"fusion": fusion} if fusion else {}))
     if as_json:

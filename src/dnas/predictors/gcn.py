@@ -59,7 +59,7 @@ class GCN(nn.Module):
         if readout not in ("mean", "output"):
             raise ConfigError(f"gcn readout: must be 'mean' or 'output', got {readout!r}")
         if fusion not in self.FUSIONS:
-            raise ConfigError(f"gcn fusion: must be one of {', '.join(self.FUSIONS)} (or auto), got {fusion!r}")
+            raise ConfigError(f"gcn fusion: must be one of {', '.join(self.FUSIONS)}, got {fusion!r}")
         self.gate = nn.Parameter(torch.zeros(1)) if fusion == "gated" and n_extra else None
         dims = [n_features] + [hidden] * layers
         self.fw = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))

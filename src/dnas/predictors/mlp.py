@@ -168,10 +168,10 @@ class NeuralPredictor:
 
     def fit(self, archs: Sequence[Any], accuracies: Sequence[float]) -> "NeuralPredictor":
         """Train the ensemble on ``archs`` and their accuracies."""
-        self.fusion_used = self._choose_fusion(list(archs), accuracies)
         y = torch.as_tensor(np.asarray(accuracies, dtype=np.float32))
         if len(archs) != len(y) or len(y) < 2:
             raise ConfigError(f"predictor fit: need >= 2 archs with one accuracy each, got {len(archs)} and {len(y)}")
+        self.fusion_used = self._choose_fusion(list(archs), accuracies)
         self.y_mean = float(y.mean())
         self.y_std = float(y.std()) or 1.0
         yn = (y - self.y_mean) / self.y_std

@@ -27,8 +27,12 @@ class TreePredictor:
     """``fit(archs, accuracies)`` / ``predict(archs)`` with a scikit-learn tree ensemble."""
 
     def __init__(self, *, kind: str = "rf", seed: int = 0, space: Any = "nb201", features: str = "graph",
-                 zc: Any = None, n_estimators: int | None = None, **_ignored: Any) -> None:
+                 zc: Any = None, n_estimators: int | None = None, fusion: str | None = None, **_ignored: Any) -> None:
         from dnas.spaces.base import get_space
+
+        if fusion is not None:  # accepted by name so that it is refused, not silently ignored
+            raise ConfigError(f"tree predictor fusion: trees always concatenate proxy scores to the one-hot; "
+                              f"drop fusion={fusion!r} (gated / auto are gcn options)")
 
         if kind not in ("rf", "gbm"):
             raise ConfigError(f"tree predictor: kind must be rf or gbm, got {kind!r}")
