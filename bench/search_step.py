@@ -10,6 +10,7 @@ RSS, and ratios against the first configuration. Writes bench/results/search_ste
     python bench/search_step.py --relaxations all --rounds 1 --size 16 --batch 32
     python bench/search_step.py --relaxations pc --iters 3 --batch 256
     python bench/search_step.py --fast off --cl-kernels both  # channels_last kernels vs NCHW, side by side
+    python bench/search_step.py --fast both --channels-last both --reference darts=DIR pc=DIR  # vs the released code
     python bench/search_step.py --relaxations all --channels-last off \
         --out bench/results/relaxations_step.json      # every relaxation, ratios vs darts
 
@@ -39,6 +40,22 @@ RESULTS = Path(__file__).parent / "results" / "search_step.json"
 #: ``--relaxations all``: every built-in relaxation (``topo:pc`` = TopoNAS with PC-DARTS op mixing).
 ALL_RELAXATIONS = ("darts", "pc", "gdas", "msg", "topo", "topo:pc",
                    "drnas", "snas", "fairdarts", "beta-darts", "darts-minus", "sdarts-rs", "sdarts-adv", "spos", "proxyless")
+
+
+def time_iterations(iteration, warmup: int, iters: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``iters`` calls of ``iteration`` after ``warmup`` untimed
+    ones (allocator, oneDNN primitive cache). CPU seconds count all of this process's threads."""
+    for _ in range(warmup):
+        iteration()
+    times, cpu = [], []
+    for _ in range(iters):
+        t, c = time.perf_counter(), time.process_time()
+        iteration()
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    times.sort()
+    cpu.sort()
+    return times[len(times) // 2], cpu[len(cpu) // 2]
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -89,17 +106,7 @@ def worker(args: argparse.Namespace) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    for _ in range(args.warmup):
-        iteration()  # warm-up (allocator, oneDNN primitive cache)
-    times, cpu = [], []
-    for _ in range(args.iters):
-        t, c = time.perf_counter(), time.process_time()
-        iteration()
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    times.sort()
-    cpu.sort()
-    median = times[len(times) // 2]
+    median, cpu_median = time_iterations(iteration, args.warmup, args.iters)
     out = {
         "relaxation": args.relaxation,
         "channels_last": args.channels_last,
@@ -109,7 +116,7 @@ def worker(args: argparse.Namespace) -> dict:
         "seconds_per_iteration": median,
         "images_per_s": args.batch / median,
         # CPU seconds of this process (all its threads): less sensitive to other jobs than wall time
-        "cpu_seconds_per_iteration": cpu[len(cpu) // 2],
+        "cpu_seconds_per_iteration": cpu_median,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_mb": rss_before,
     }
@@ -173,6 +180,8 @@ def _ratios(rows: list[dict]) -> None:
             put(r, find(r["relaxation"], r["channels_last"], False, k), "plain")
         if k:
             put(r, find(r["relaxation"], r["channels_last"], r["fast"], False), "nchw_kernels")
+        if not r["relaxation"].startswith("reference:"):
+            put(r, find(f"reference:{r['relaxation']}", False, False, False), "reference")
 
 
 def main() -> None:
@@ -193,6 +202,9 @@ def main() -> None:
     ap.add_argument("--_k", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds over all configurations")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--reference", nargs="*", default=[], metavar="KIND=DIR",
+                    help="also time the released code (bench/reference_step.py) in the same rounds: darts=DIR and/or pc=DIR, "
+                         "each DIR holding model_search.py, operations.py, genotypes.py; rows get speed_vs_reference / memory_vs_reference")
     ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--relaxation", help=argparse.SUPPRESS)
     ap.add_argument("--_cl", type=int, default=0, help=argparse.SUPPRESS)
@@ -210,12 +222,25 @@ def main() -> None:
         args.relaxations = list(ALL_RELAXATIONS)
     kernels = {"off": [0], "on": [1], "both": [1, 0]}[args.cl_kernels]
     configs = [(relax, cl, f, k) for relax in args.relaxations for cl in formats for f in fasts for k in kernels]
+    references = {}
+    for item in args.reference:
+        kind, sep, folder = item.partition("=")
+        if not sep or kind not in ("darts", "pc"):
+            sys.exit(f"--reference: expected darts=DIR or pc=DIR, got {item!r}")
+        references[kind] = str(Path(folder).expanduser())
+        configs.append((f"reference:{kind}", 0, 0, 0))
     load_start = os.getloadavg()
     runs: dict[tuple, list[dict]] = {c: [] for c in configs}
     for rnd in range(args.rounds):
         for relax, cl, f, k in configs if rnd % 2 == 0 else configs[::-1]:  # alternate the order
-            cmd = [sys.executable, __file__, "--_worker", "--relaxation", relax, "--_cl", str(cl), "--_fast", str(f), "--_k", str(k)]
-            for opt in ("batch", "C", "layers", "size", "iters", "warmup", "threads", "device"):
+            if relax.startswith("reference:"):
+                kind = relax.partition(":")[2]
+                cmd = [sys.executable, str(Path(__file__).with_name("reference_step.py")), "--code", references[kind], "--kind", kind]
+                opts = ("batch", "C", "layers", "size", "iters", "warmup", "threads")
+            else:
+                cmd = [sys.executable, __file__, "--_worker", "--relaxation", relax, "--_cl", str(cl), "--_fast", str(f), "--_k", str(k)]
+                opts = ("batch", "C", "layers", "size", "iters", "warmup", "threads", "device")
+            for opt in opts:
                 cmd += [f"--{opt}", str(getattr(args, opt))]
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -231,8 +256,9 @@ def main() -> None:
     result = {
         "benchmark": "search_step",
         "config": {k: getattr(args, k) for k in ("batch", "C", "layers", "size", "iters", "warmup", "threads", "device", "rounds")},
-        # issue 17's side-by-side measurement of the released reference code (2 threads, 2 rounds)
-        "reference": {"darts_images_per_s": [2.8, 2.8], "darts_peak_gb": 9.4, "pc_images_per_s": [7.6, 6.0], "pc_peak_gb": 3.3},
+        # issue 17's side-by-side measurement of the released reference code on an earlier day (2 threads,
+        # 2 rounds); with --reference, the rows "reference:darts" / "reference:pc" are this run's
+        "reference_issue17": {"darts_images_per_s": [2.8, 2.8], "darts_peak_gb": 9.4, "pc_images_per_s": [7.6, 6.0], "pc_peak_gb": 3.3},
         "machine": {"cpus": os.cpu_count(), "load_avg_1m_start": load_start[0], "load_avg_1m_end": os.getloadavg()[0],
                     "loaded": max(load_start[0], os.getloadavg()[0]) > 0.5 * (os.cpu_count() or 1)},
         "rows": rows,

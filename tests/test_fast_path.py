@@ -6,6 +6,7 @@ gradients and BatchNorm running statistics must agree to float tolerance, for ev
 relaxation. Then the pieces around it: the collapse guard's Hessian (double backward, which
 switches to the plain path), eval forwards, and a tiny real search with ``fast`` on and off."""
 import copy
+import itertools
 
 import pytest
 import torch
@@ -13,18 +14,20 @@ import torch
 import dnas
 from dnas.config import make_config
 from dnas.relax.base import SharedReluOps
-from dnas.relax.fused import plain_path, set_fast_path
+from dnas.relax.fused import CHANNELS_LAST_MIN_CHANNELS, plain_path, set_fast_path, work_format_for
 from dnas.ops import DARTS_PRIMITIVES
 from dnas.guard import hessian_eigenvalue
 from dnas.strategies.bilevel import build_supernet
 
 #: (relaxation, extra config): every built-in relaxation of the DARTS cell space.
 RELAXATIONS = [("darts", {}), ("pc", {}), ("gdas", {}), ("msg", {}), ("topo", {}), ("topo", {"topo_ops": "pc"}),
-               ("fbnetv2", {}), ("darts", {"space": "nb201"}), ("pc", {"space": "nb201"})]
+               ("fbnetv2", {}), ("darts", {"space": "nb201"}), ("pc", {"space": "nb201"}),
+               # 16 channels: the edges run in channels_last (dnas.relax.fused.work_format_for)
+               ("darts", {"init_channels": 16}), ("pc", {"init_channels": 64})]
 
 
 def _pair(relax: str, extra: dict, **kw):
-    cfg = make_config(overrides=dict(relaxation=relax, **extra, init_channels=8, layers=3, image_size=None, fast=True, **kw))
+    cfg = make_config(overrides={**dict(relaxation=relax, init_channels=8, layers=3, image_size=None, fast=True, **kw), **extra})
     torch.manual_seed(0)
     fast = build_supernet(cfg, 10, 1)
     plain = copy.deepcopy(fast)
@@ -54,7 +57,7 @@ def _close(a, b, what):
     assert err <= 1e-4 * scale + 1e-6, f"{what}: max |fast - plain| = {err:.3g} (scale {scale:.3g})"
 
 
-@pytest.mark.parametrize("relax,extra", RELAXATIONS, ids=[r + "".join("-" + v for v in e.values()) for r, e in RELAXATIONS])
+@pytest.mark.parametrize("relax,extra", RELAXATIONS, ids=[r + "".join(f"-{v}" for v in e.values()) for r, e in RELAXATIONS])
 def test_fast_path_matches_plain_path_values_and_gradients(relax, extra):
     fast, plain = _pair(relax, extra)
     g = torch.Generator().manual_seed(1)
@@ -74,27 +77,33 @@ def test_fast_path_matches_plain_path_values_and_gradients(relax, extra):
 
 
 def test_every_darts_candidate_and_both_strides_match_on_one_edge():
-    """One edge of each stride, every op weighted, channels_last input too: values, the input
-    gradient, the op-weight gradient and every parameter's gradient agree."""
+    """One edge of each stride, every op weighted, channels_last input too, narrow and wide
+    edges (the two work formats): values, the input gradient, the op-weight gradient, every
+    parameter's gradient and the BatchNorm running statistics agree."""
     torch.manual_seed(0)
-    for stride in (1, 2):
-        for cl in (False, True):
-            plain = SharedReluOps(8, stride, DARTS_PRIMITIVES)
-            fast = copy.deepcopy(plain)
-            fast.fast = True
-            x0 = torch.randn(4, 8, 9, 9)
-            if cl:
-                x0 = x0.contiguous(memory_format=torch.channels_last)
-            w0 = torch.randn(len(DARTS_PRIMITIVES))
-            out = []
-            for m in (plain, fast):
-                x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
-                yv = m.weighted_sum(x, w)
-                grads = torch.autograd.grad((yv * yv.detach().cos()).sum(), [x, w, *m.parameters()])
-                out.append((yv.detach(), grads))
-            _close(out[1][0], out[0][0], f"edge output stride {stride} cl {cl}")
-            for n, (a, b) in enumerate(zip(out[1][1], out[0][1])):
-                _close(a, b, f"edge grad {n} stride {stride} cl {cl}")
+    for stride, cl, C in itertools.product((1, 2), (False, True), (8, CHANNELS_LAST_MIN_CHANNELS)):
+        plain = SharedReluOps(C, stride, DARTS_PRIMITIVES)
+        fast = copy.deepcopy(plain)
+        fast.fast = True
+        x0 = torch.randn(4, C, 9, 9)
+        if cl:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        wide = C >= CHANNELS_LAST_MIN_CHANNELS
+        assert (work_format_for(x0) == torch.channels_last) == (wide or cl)
+        w0 = torch.randn(len(DARTS_PRIMITIVES))
+        out = []
+        for m in (plain, fast):
+            x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+            yv = m.weighted_sum(x, w)
+            grads = torch.autograd.grad((yv * yv.detach().cos()).sum(), [x, w, *m.parameters()])
+            out.append((yv.detach(), grads, [b.clone() for b in m.buffers()]))
+        what = f"stride {stride} cl {cl} C {C}"
+        assert out[1][0].is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format), what
+        _close(out[1][0], out[0][0], f"edge output {what}")
+        for n, (a, b) in enumerate(zip(out[1][1], out[0][1])):
+            _close(a, b, f"edge grad {n} {what}")
+        for n, (a, b) in enumerate(zip(out[1][2], out[0][2])):
+            _close(a.float(), b.float(), f"buffer {n} {what}")
 
 
 def test_guard_hessian_and_eval_forward_are_unchanged_by_the_fast_path():
@@ -123,17 +132,18 @@ def test_search_with_fast_path_on_and_off_learns_the_same_architecture(tmp_path)
     assert on.genotype == off.genotype
 
 
-def test_cli_fast_flag_reaches_the_config(tmp_path):
+def test_cli_fast_and_channels_last_flags_reach_the_config(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
 
     out = tmp_path / "fast"
-    p = subprocess.run([sys.executable, "-m", "dnas", "search", "--fast", "--data", "digits", "--image-size", "8",
-                        "--init-channels", "4", "--layers", "3", "--batch-size", "32", "--max-samples", "60",
+    p = subprocess.run([sys.executable, "-m", "dnas", "search", "--fast", "--channels-last", "--data", "digits", "--image-size", "8",
+                        "--init-channels", "16", "--layers", "3", "--batch-size", "32", "--max-samples", "60",
                         "--epochs", "1", "--warmup-epochs", "0", "--guard", "off", "--threads", "1", "--quiet",
                         "--out", str(out)],
                        capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
                                                             "PYTHONPATH": str(Path(dnas.__file__).parents[1])})
     assert p.returncode == 0, p.stderr
-    assert "fast: true" in (out / "config.yaml").read_text()
+    text = (out / "config.yaml").read_text()
+    assert "fast: true" in text and "channels_last: true" in text

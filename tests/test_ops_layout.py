@@ -28,6 +28,33 @@ def test_depthwise_conv_matches_nn_conv2d(kernel, dilation, stride):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("size", [12, 13])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_stride2_dilated_depthwise_conv_is_the_dense_conv_of_every_other_pixel(kernel, size, channels_last):
+    """Stride 2 with dilation 2 runs as a stride-1 conv on x[::2, ::2]: same values and
+    gradients as nn.Conv2d at even and odd sizes, and a channels_last input stays so."""
+    torch.manual_seed(kernel + size)
+    ref = nn.Conv2d(16, 16, kernel, 2, kernel - 1, dilation=2, groups=16, bias=False)
+    ours = DepthwiseConv2d(16, 16, kernel, 2, kernel - 1, dilation=2, groups=16, bias=False)
+    ours.load_state_dict(ref.state_dict())
+    assert ours._subsampled_same()
+    x = torch.randn(3, 16, size, size)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y_ref, y = ref(x), ours(x)
+    assert y.shape == y_ref.shape
+    assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    g_ref = torch.autograd.grad(y_ref.square().sum(), [x, ref.weight])
+    g = torch.autograd.grad(y.square().sum(), [x, ours.weight])
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    # not the same-padded case (another padding): the ordinary dilated path
+    assert not DepthwiseConv2d(16, 16, kernel, 2, 1, dilation=2, groups=16, bias=False)._subsampled_same()
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_max_pool_matches_nn_max_pool_and_keeps_the_format(stride):
     torch.manual_seed(stride)

@@ -4,30 +4,35 @@ An edge of a DARTS-style supernet computes ``sum_i w_i * op_i(x)``. Run op by op
 autograd (the plain path, :meth:`dnas.relax.base.SharedReluOps.weighted_sum`) it is slow and
 keeps more than it needs on CPU:
 
-* **Depthwise convolutions.** oneDNN's backward of a depthwise convolution on a default (NCHW)
-  tensor is 5-15x slower than on a channels_last one (measured here: 5x5, 16 channels, 32x32,
-  batch 64: about 2.8 s vs 0.2 s for the weight and input gradients). The fast path converts the
-  edge's ReLU output to channels_last once and runs every separable and dilated candidate's
-  convolutions in that format. oneDNN's BatchNorm is in turn slow on channels_last (forward 4x,
-  backward 10x), so the BatchNorms of those candidates are ours: one ``var_mean`` reduction
-  forward, two per-channel reductions and one fused elementwise pass backward (:class:`BNReLU`,
-  :class:`BNScale`); the edge output goes back to the input's format inside the last BN pass.
+* **Layout.** On CPU (torch 2.13, oneDNN) the depthwise convolutions, both pools and BatchNorm
+  are several times faster on channels_last tensors than on default (NCHW) ones (measured, 2
+  threads, 32x16x32x32: max pool 6.1 -> 1.5 ms, avg pool 2.3 -> 0.5 ms, BN forward 0.39 ->
+  0.20 ms, backward 0.32 -> 0.20 ms; 5x5 / dilated depthwise backward 3-5x). The fast path
+  converts the edge input to channels_last once, runs every separable, dilated and pooling
+  candidate in that format, sums them there and converts the sum back once: one layout copy
+  each way per edge instead of several per convolution.
 * **Stored copies.** The non-affine BN that ends every candidate is followed by the
   multiplication with its architecture weight, which keeps the BN *output* (for the weight's
-  gradient) while the BN keeps its *input*: two tensors where one suffices, since
-  ``xhat = (h - mean) * invstd`` is one multiply-add away from the input (:class:`BNScale`). A
-  pooling candidate keeps its output and, for max pooling, an int64 index tensor twice the size
-  of a float one, although pooling the edge input again (alive anyway: the other candidates
-  read it) is one cheap pass (:class:`PoolBNScale` recomputes it in the backward pass).
+  gradient) while the BN keeps its *input*: two tensors where one suffices. :class:`BNScale`
+  passes the weight to the BN kernel as its per-channel scale (one pass, one saved tensor; the
+  weight's gradient is the sum of the BN's per-channel weight gradient). A pooling candidate
+  keeps its output and, for max pooling, an int64 index tensor twice the size of a float one,
+  although pooling the edge input again (alive anyway: the other candidates read it) is one
+  cheap pass (:class:`PoolBNScale` recomputes it in the backward pass on edges of at least
+  :data:`CHANNELS_LAST_MIN_CHANNELS` channels; on narrower ones the second pooling cost more
+  time than the small map saves, so the pooled map is kept as the BN's input).
 * **Edge scalars.** PC-DARTS's edge normalisation (and TopoNAS's edge weights) multiply the
   edge output, keeping a full-width copy of it for the scalar's gradient; the mixed ops of
   :mod:`dnas.relax.softmax` and :mod:`dnas.relax.partial` fold the scalar into the op weights
   on the fast path instead (``takes_edge_weight``).
 
-Running statistics are updated as :class:`torch.nn.BatchNorm2d` does (momentum, unbiased
-variance). Values and gradients equal the plain path's to float rounding
-(tests/test_fast_path.py checks every relaxation). Candidates the fast path does not know
-(identity, factorized reduce, user ops) run as in the plain path, so custom op sets still work.
+BatchNorms run through ``torch.native_batch_norm`` in training mode, which updates the running
+statistics as :class:`torch.nn.BatchNorm2d` does (momentum, unbiased variance); the module's
+``num_batches_tracked`` is counted too. (An earlier version computed the statistics with
+``torch.var_mean``, which measured 3.5x slower than the whole native BN forward.) Values and
+gradients equal the plain path's to float rounding (tests/test_fast_path.py checks every
+relaxation). Candidates the fast path does not know (identity, factorized reduce, user ops) run
+as in the plain path, so custom op sets still work.
 
 The fast path has no second derivative (its backward functions are ``once_differentiable``, so
 trying one raises instead of returning a wrong Hessian); :func:`plain_path` switches a model back
@@ -43,96 +48,69 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-_DIMS = (0, 2, 3)
+
+def _bn_train(h: torch.Tensor, bn: nn.BatchNorm2d, scale: torch.Tensor | None = None):
+    """``scale * BN(h)`` with batch statistics by the native kernel, updating ``bn``'s running
+    statistics as :class:`torch.nn.BatchNorm2d` does. Returns ``(out, mean, invstd)``."""
+    if bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+    return torch.native_batch_norm(h, scale, None, bn.running_mean, bn.running_var, True, bn.momentum, bn.eps)
 
 
-def _bn_stats(h: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch mean and inverse std of a training-mode BN, updating its running statistics as
-    :class:`torch.nn.BatchNorm2d` does (unbiased variance in the running estimate). Computed
-    with one reduction instead of oneDNN's BN forward, which is slow on channels_last maps."""
-    with torch.no_grad():
-        var, mean = torch.var_mean(h, _DIMS, correction=0)
-        n = h.numel() // h.shape[1]
-        if bn.num_batches_tracked is not None:
-            bn.num_batches_tracked.add_(1)
-        m = bn.momentum
-        bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
-        bn.running_var.mul_(1 - m).add_(var, alpha=m * n / max(n - 1, 1))
-        return mean, torch.rsqrt(var + bn.eps)
+def _bn_backward(g: torch.Tensor, h: torch.Tensor, scale: torch.Tensor | None, mean: torch.Tensor,
+                 invstd: torch.Tensor, eps: float, need_h: bool, need_scale: bool):
+    """Gradients of :func:`_bn_train` w.r.t. ``h`` and the per-channel ``scale``."""
+    g = g.contiguous(memory_format=_format(h))
+    gh, gs, _ = torch.ops.aten.native_batch_norm_backward(
+        g, h, scale, None, None, mean, invstd, True, eps, [need_h, need_scale and scale is not None, False])
+    return gh, gs
 
 
-def _bn_apply(h: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, w: torch.Tensor | None,
-              out_format: torch.memory_format) -> torch.Tensor:
-    """``w * (h - mean) * invstd`` in one pass, written in ``out_format``."""
-    a = invstd if w is None else invstd * w
-    b = -mean * a
-    res = torch.empty_like(h, memory_format=out_format)
-    return torch.addcmul(b.view(1, -1, 1, 1), h, a.view(1, -1, 1, 1), out=res)
-
-
-def _bn_scale_backward(g: torch.Tensor, h: torch.Tensor, w: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
-                       need_h: bool, need_w: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Gradients of ``w * (h - mean) * invstd`` (batch statistics) w.r.t. ``h`` and ``w``.
-
-    With ``n`` elements per channel, ``s1 = sum g`` and ``s2 = sum g * xhat`` per channel:
-    ``dw = sum s2`` and ``dh = w * invstd * (g - s1 / n - xhat * s2 / n)``, expanded into
-    ``a * g + b * h + c`` with per-channel ``a, b, c`` so it is one elementwise pass."""
-    n = h.numel() // h.shape[1]
-    shape = (1, -1, 1, 1)
-    s1 = g.sum(_DIMS)
-    s2 = invstd * ((g * h).sum(_DIMS) - mean * s1)  # sum g * xhat
-    gw = s2.sum().reshape(w.shape) if need_w else None
-    gh = None
-    if need_h:
-        a = w * invstd
-        b = -a * invstd * s2 / n
-        c = -a * s1 / n - b * mean
-        gh = torch.addcmul(c.view(shape), g, a.view(shape))
-        gh.addcmul_(h, b.view(shape))
-    return gh, gw
+def _channel_scale(w: torch.Tensor, C: int) -> torch.Tensor:
+    """An architecture weight (a scalar) as a BN's per-channel scale."""
+    return w.detach().reshape(1).expand(C).contiguous()
 
 
 class BNScale(torch.autograd.Function):
-    """``w * BN(h)`` for a non-affine BN in training mode, keeping only ``h`` for the backward.
-    The output is in ``out_format`` (the edge's sum is contiguous while ``h`` may be channels_last)."""
+    """``w * BN(h)`` for a non-affine BN in training mode, keeping only ``h`` for the backward
+    (``w``, a scalar, is the BN kernel's per-channel scale). The output has ``h``'s layout."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, w: torch.Tensor, bn: nn.BatchNorm2d,  # type: ignore[override]
-                out_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
-        mean, invstd = _bn_stats(h, bn)
-        ctx.save_for_backward(h, w, mean, invstd)
-        return _bn_apply(h, mean, invstd, w, out_format)
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:  # type: ignore[override]
+        scale = _channel_scale(w, h.shape[1])
+        out, mean, invstd = _bn_train(h, bn, scale)
+        ctx.save_for_backward(h, scale, mean, invstd)
+        ctx.eps, ctx.w_shape = bn.eps, w.shape
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        h, w, mean, invstd = ctx.saved_tensors
-        g = g.contiguous(memory_format=_format(h))
-        gh, gw = _bn_scale_backward(g, h, w, mean, invstd, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
-        return gh, gw, None, None
+        h, scale, mean, invstd = ctx.saved_tensors
+        gh, gs = _bn_backward(g, h, scale, mean, invstd, ctx.eps, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        return gh, (gs.sum().reshape(ctx.w_shape) if gs is not None else None), None
 
 
 class BNReLU(torch.autograd.Function):
-    """``relu(BN(h))`` for a non-affine BN in training mode (the middle of a separable conv), with a
-    backward that is as fast in channels_last as in the default format (oneDNN's is not)."""
+    """``relu(BN(h))`` for a non-affine BN in training mode (the middle of a separable conv):
+    one native BN pass with the ReLU applied in place, keeping ``h`` and the output (which the
+    next convolution keeps anyway)."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:  # type: ignore[override]
-        mean, invstd = _bn_stats(h, bn)
-        out = _bn_apply(h, mean, invstd, None, _format(h)).relu_()
+        out, mean, invstd = _bn_train(h, bn)
+        out.relu_()
         ctx.save_for_backward(h, out, mean, invstd)
+        ctx.eps = bn.eps
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         h, out, mean, invstd = ctx.saved_tensors
-        g = (g * (out > 0)).contiguous(memory_format=_format(h))
-        gh, _ = _bn_scale_backward(g, h, _ONE.to(h), mean, invstd, True, False)
+        g = torch.ops.aten.threshold_backward(g.contiguous(memory_format=_format(h)), out, 0.0)
+        gh, _ = _bn_backward(g, h, None, mean, invstd, ctx.eps, True, False)
         return gh, None
-
-
-_ONE = torch.ones(())
 
 
 def _format(t: torch.Tensor) -> torch.memory_format:
@@ -153,34 +131,43 @@ def _pair(v) -> list[int]:
 
 class PoolBNScale(torch.autograd.Function):
     """``w * BN(pool(x))``, keeping only ``x`` (held by the edge's other ops anyway): the pooled
-    map (and max pooling's indices) is recomputed in the backward pass."""
+    map (and max pooling's indices) is recomputed in the backward pass. ``xw`` is ``x`` in the
+    layout to pool in (a channels_last copy on CPU); it is not kept but made again backward."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, pool: nn.Module, bn: nn.BatchNorm2d) -> torch.Tensor:  # type: ignore[override]
-        p, _ = _pool(x, pool)
-        mean, invstd = _bn_stats(p, bn)
-        ctx.save_for_backward(x, w, mean, invstd)
-        ctx.pool = pool
-        return _bn_apply(p, mean, invstd, w, _format(p))
+    def forward(ctx, x: torch.Tensor, xw: torch.Tensor, w: torch.Tensor, pool: nn.Module,  # type: ignore[override]
+                bn: nn.BatchNorm2d) -> torch.Tensor:
+        p, _ = _pool(xw, pool)
+        scale = _channel_scale(w, p.shape[1])
+        out, mean, invstd = _bn_train(p, bn, scale)
+        ctx.save_for_backward(x, scale, mean, invstd)
+        ctx.pool, ctx.eps, ctx.w_shape, ctx.work_format = pool, bn.eps, w.shape, _format(xw)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        x, w, mean, invstd = ctx.saved_tensors
+        x, scale, mean, invstd = ctx.saved_tensors
         pool = ctx.pool
-        p, indices = _pool(x, pool)
-        gp, gw = _bn_scale_backward(g, p, w, mean, invstd, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        xw = x.contiguous(memory_format=ctx.work_format)
+        p, indices = _pool(xw, pool)
+        need_x = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        gp, gs = _bn_backward(g, p, scale, mean, invstd, ctx.eps, need_x, ctx.needs_input_grad[2])
         gx = None
         if gp is not None:
             if indices is not None:
                 gx = torch.ops.aten.max_pool2d_with_indices_backward(
-                    gp, x, _pair(pool.kernel_size), _pair(pool.stride), _pair(pool.padding), _pair(pool.dilation),
+                    gp, xw, _pair(pool.kernel_size), _pair(pool.stride), _pair(pool.padding), _pair(pool.dilation),
                     pool.ceil_mode, indices)
             else:
-                gx = torch.ops.aten.avg_pool2d_backward(gp, x, _pair(pool.kernel_size), _pair(pool.stride),
+                gx = torch.ops.aten.avg_pool2d_backward(gp, xw, _pair(pool.kernel_size), _pair(pool.stride),
                                                         _pair(pool.padding), pool.ceil_mode, pool.count_include_pad,
                                                         pool.divisor_override)
-        return gx, gw, None, None
+            gx = gx.contiguous(memory_format=_format(x))
+        gw = gs.sum().reshape(ctx.w_shape) if gs is not None else None
+        if ctx.needs_input_grad[0]:
+            return gx, None, gw, None, None
+        return None, gx, gw, None, None
 
 
 def fusable_bn(m: nn.Module) -> bool:
@@ -218,26 +205,51 @@ def _conv_body(op: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
     return h
 
 
+#: Fewest channels for which an edge's candidates run in channels_last (see :func:`work_format_for`).
+CHANNELS_LAST_MIN_CHANNELS = 16
+
+
+def work_format_for(x: torch.Tensor) -> torch.memory_format:
+    """The layout an edge's candidates run in: channels_last for edges of at least
+    :data:`CHANNELS_LAST_MIN_CHANNELS` channels. Narrower edges (PC-DARTS runs C/4 channels:
+    4 in the first cells) stay in the input's layout: there oneDNN's BatchNorm is 3x slower in
+    channels_last (2 threads, 32x4x32x32, forward + backward: 0.36 vs 1.11 ms; 8 channels
+    0.10 vs 0.31 ms; equal from 16 channels on)."""
+    return torch.channels_last if x.shape[1] >= CHANNELS_LAST_MIN_CHANNELS else _format(x)
+
+
 def fused_weighted_sum(ops, x: torch.Tensor, weights: torch.Tensor, idx: Sequence[int],
-                       conv_format: torch.memory_format = torch.channels_last) -> torch.Tensor | None:
+                       work_format: torch.memory_format | None = None) -> torch.Tensor | None:
     """``sum_i weights[i] * ops.ops[i](x)`` over ``idx`` by the fast path (see the module
     docstring); the plain computation for candidates it does not know. ``ops`` is a
-    :class:`~dnas.relax.base.SharedReluOps`. The convolutions run in ``conv_format``. None when
-    ``idx`` is empty."""
+    :class:`~dnas.relax.base.SharedReluOps`. Convolutions and pools run in ``work_format``; the
+    result has ``x``'s layout. None when ``idx`` is empty."""
     plans = [op_plan(ops.ops[i], ops._relu_first[i])[0] for i in idx]
-    xr = F.relu(x) if any(ops._relu_first[i] and k != "conv" for i, k in zip(idx, plans)) else None
-    xc = F.relu(x.contiguous(memory_format=conv_format)) if "conv" in plans else None
     fmt = _format(x)
+    if work_format is None:
+        work_format = work_format_for(x)
+    xw = x.contiguous(memory_format=work_format) if ("conv" in plans or "pool" in plans) else None
+    xc = F.relu(xw) if "conv" in plans else None
+    xr = F.relu(x) if any(ops._relu_first[i] and k == "plain" for i, k in zip(idx, plans)) else None
+    fused = None  # the conv and pool candidates' sum, in work_format
     out = None
     for i, kind in zip(idx, plans):
         op = ops.ops[i]
         if kind == "conv":
-            y = BNScale.apply(_conv_body(op, xc), weights[i], op[-1], fmt)
+            y = BNScale.apply(_conv_body(op, xc), weights[i], op[-1])
+        elif kind == "pool" and x.shape[1] >= CHANNELS_LAST_MIN_CHANNELS:
+            y = PoolBNScale.apply(x, xw, weights[i], op[0], op[-1])
         elif kind == "pool":
-            y = PoolBNScale.apply(x, weights[i], op[0], op[-1])
+            # narrow edge: pooling twice costs more time than the small pooled map saves memory
+            y = BNScale.apply(op[0](x), weights[i], op[-1])
         else:
             y = weights[i] * ops.run(i, x, xr)
-        out = y if out is None else out + y
+            out = y if out is None else out + y
+            continue
+        fused = y if fused is None else fused + y
+    if fused is not None:
+        fused = fused.contiguous(memory_format=fmt)
+        out = fused if out is None else out + fused
     return out
 
 

@@ -22,6 +22,16 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
+def shuffled_concat(y: torch.Tensor, rest: torch.Tensor, groups: int) -> torch.Tensor:
+    """``channel_shuffle(torch.cat([y, rest], 1), groups)`` in one copy instead of two: output
+    channel ``j * groups + g`` is channel ``j`` of group ``g`` (``y`` is group 0, ``rest`` holds
+    groups 1..), which is what stacking the groups along a new axis after the channels lays out."""
+    n, c, h, w = y.shape
+    if rest.shape[1] != (groups - 1) * c:
+        return channel_shuffle(torch.cat([y, rest], dim=1), groups)
+    return torch.stack([y, *rest.split(c, dim=1)], dim=2).reshape(n, c * groups, h, w)
+
+
 class PartialMixedOp(nn.Module):
     #: ``forward`` takes the edge-normalisation scalar itself; see :class:`dnas.supernet.SearchCell`.
     takes_edge_weight = True
@@ -50,7 +60,7 @@ class PartialMixedOp(nn.Module):
                 rest = F.pad(rest, (0, y.shape[-1] - rest.shape[-1], 0, y.shape[-2] - rest.shape[-2]))
         if inside:
             rest = edge_weight * rest
-        out = channel_shuffle(torch.cat([y, rest], dim=1), self.k)
+        out = shuffled_concat(y, rest, self.k)
         return out if edge_weight is None or inside else edge_weight * out
 
 
