@@ -46,6 +46,13 @@ PARAMETER_FREE = {"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"}
 CHANNELS_LAST_KERNELS = True
 
 
+def memory_format_of(t: torch.Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for a 4-d tensor laid out so (and not also plain contiguous, as
+    1x1 maps are), else ``torch.contiguous_format``."""
+    return (torch.channels_last if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format)
+
+
 def _use_channels_last(x: torch.Tensor) -> bool:
     return (CHANNELS_LAST_KERNELS and x.device.type == "cpu" and x.dim() == 4
             and not x.is_contiguous(memory_format=torch.channels_last))
@@ -121,7 +128,7 @@ class DepthwiseConv2d(nn.Conv2d):
             s = self.stride[0]
             pad = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
             xs = x[:, :, ::s, ::s]
-            if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            if memory_format_of(x) == torch.channels_last:
                 xs = xs.contiguous(memory_format=torch.channels_last)  # a channels_last network stays so
             return self._depthwise(xs, (1, 1), pad, (1, 1))
         if (self.kernel_size[0] >= 5 or self.dilation[0] > 1) and self.padding_mode == "zeros":

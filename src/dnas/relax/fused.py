@@ -48,6 +48,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from dnas.ops import memory_format_of as _format
+
 
 def _bn_train(h: torch.Tensor, bn: nn.BatchNorm2d, scale: torch.Tensor | None = None):
     """``scale * BN(h)`` with batch statistics by the native kernel, updating ``bn``'s running
@@ -111,10 +113,6 @@ class BNReLU(torch.autograd.Function):
         g = torch.ops.aten.threshold_backward(g.contiguous(memory_format=_format(h)), out, 0.0)
         gh, _ = _bn_backward(g, h, None, mean, invstd, ctx.eps, True, False)
         return gh, None
-
-
-def _format(t: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if (t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)) else torch.contiguous_format
 
 
 def _pool(x: torch.Tensor, pool: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
