@@ -53,14 +53,36 @@ def test_aux_head_uses_reference_pool_at_reference_size_and_adapts_elsewhere():
     assert torch.allclose(pool(torch.full((1, 1, 4, 4), 3.0)), torch.full((1, 1, 2, 2), 3.0))
 
 
+def _strided_factorized_reduce(op, x):
+    """The textbook FactorizedReduce (two stride-2 1x1 convs, the second on x[1:, 1:], output
+    padded for odd sizes), written out here as the reference for the subsampled version."""
+    x = torch.relu(x)
+    a = F.conv2d(x, op.conv_1.weight, stride=2)  # the module's convs run on subsampled views (stride 1)
+    b = F.conv2d(x[:, :, 1:, 1:], op.conv_2.weight, stride=2)
+    b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
+    return op.bn(torch.cat([a, b], dim=1))
+
+
 @pytest.mark.parametrize("size", [2, 3, 5, 8, 9])
-def test_padded_factorized_reduce_matches_ops_version(size):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_factorized_reduce_equals_the_strided_convs(size, channels_last):
+    """Values and both gradients of the subsampled branches equal the strided convs'."""
     torch.manual_seed(0)
-    ref = FactorizedReduce(4, 8)
     ours = PaddedFactorizedReduce(4, 8)
-    ours.load_state_dict(ref.state_dict())
+    ref = FactorizedReduce(4, 8)
+    ref.load_state_dict(ours.state_dict())
     x = torch.randn(3, 4, size, size)
-    assert torch.equal(ref(x), ours(x))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = ours(x1), _strided_factorized_reduce(ref, x2)
+    assert torch.allclose(y1, y2, atol=1e-5)
+    g = torch.randn_like(y1)
+    y1.backward(g)
+    y2.backward(g)
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-5)
+    assert torch.allclose(ours.conv_2.weight.grad, ref.conv_2.weight.grad, atol=1e-4)
+    assert torch.allclose(ours.conv_1.weight.grad, ref.conv_1.weight.grad, atol=1e-4)
 
 
 def test_padded_factorized_reduce_handles_1x1():

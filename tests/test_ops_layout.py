@@ -1,4 +1,5 @@
-"""The channels_last kernels of the DARTS ops (dnas.ops.DepthwiseConv2d, MaxPool3x3) compute what
+"""The layout kernels of the DARTS ops (dnas.ops.DepthwiseConv2d, ChannelsLastMaxPool2d / MaxPool3x3,
+PointwiseConv2d's matrix products) compute what
 the plain NCHW modules compute - values, input and weight gradients to float tolerance - keep
 the state-dict keys of nn.Conv2d, and hand back the input's memory format."""
 from __future__ import annotations
@@ -8,7 +9,7 @@ import torch
 import torch.nn as nn
 
 import dnas.ops
-from dnas.ops import DepthwiseConv2d, MaxPool3x3, make_op
+from dnas.ops import ChannelsLastMaxPool2d, DepthwiseConv2d, MaxPool3x3, PointwiseConv2d, make_op
 
 
 @pytest.mark.parametrize("kernel,dilation,stride", [(3, 1, 1), (5, 1, 1), (5, 1, 2), (3, 2, 1), (3, 2, 2), (5, 2, 1), (7, 1, 2)])
@@ -91,3 +92,58 @@ def test_layout_kernels_support_double_backward():
             (g,) = torch.autograd.grad(m(x).square().sum(), x, create_graph=True)
             hv.append(torch.autograd.grad(g.square().sum(), x)[0])
         torch.testing.assert_close(hv[1], hv[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("c_in,c_out,channels_last", [(4, 4, False), (8, 16, False), (32, 16, False), (4, 4, True), (16, 32, True)])
+def test_pointwise_conv_matches_nn_conv2d(c_in, c_out, channels_last):
+    """The matrix-product 1x1 conv: values, input and weight gradients equal nn.Conv2d's, the
+    output keeps the input's layout, and the double backward of hvp: exact agrees too."""
+    torch.manual_seed(c_in + c_out)
+    ref = nn.Conv2d(c_in, c_out, 1, bias=False)
+    ours = PointwiseConv2d(c_in, c_out, 1, bias=False)
+    ours.load_state_dict(ref.state_dict())
+    x0 = torch.randn(3, c_in, 7, 9)
+    if channels_last:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    assert ours._matmul_applies(x0) == (channels_last or c_in <= dnas.ops.POINTWISE_MATMUL_MAX_NCHW_CHANNELS)
+    x = x0.clone().requires_grad_()
+    y_ref, y = ref(x), ours(x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    g_ref = torch.autograd.grad(y_ref.square().sum(), [x, ref.weight], create_graph=True)
+    g = torch.autograd.grad(y.square().sum(), [x, ours.weight], create_graph=True)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    hv_ref = torch.autograd.grad(g_ref[0].square().sum(), x)[0]
+    hv = torch.autograd.grad(g[0].square().sum(), x)[0]
+    torch.testing.assert_close(hv, hv_ref, rtol=1e-4, atol=1e-3)
+
+
+def test_pointwise_conv_is_a_convolution_when_traced_or_switched_off(monkeypatch):
+    """Exports see the plain convolution; the module switch turns the matrix product off."""
+    m = PointwiseConv2d(4, 4, 1, bias=False)
+    traced = torch.jit.trace(m, torch.randn(1, 4, 5, 5))
+    assert "conv" in str(traced.graph).lower() and "bmm" not in str(traced.graph)
+    assert m._matmul_applies(torch.randn(1, 4, 5, 5))
+    monkeypatch.setattr(dnas.ops, "POINTWISE_MATMUL", False)
+    assert not m._matmul_applies(torch.randn(1, 4, 5, 5))
+    assert isinstance(make_op("sep_conv_3x3", 4, 1, True)[2], PointwiseConv2d)
+    assert isinstance(make_op("dil_conv_3x3", 4, 2, True)[2], PointwiseConv2d)
+
+
+@pytest.mark.parametrize("size", [8, 9])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channels_last_max_pool_2x2_matches_nn_max_pool_on_a_channel_slice(size, channels_last):
+    """PC-DARTS's bypass pooling (2x2, stride 2) of a channel slice (not contiguous), as the
+    reduction edge feeds it: same values and gradients as nn.MaxPool2d, the input's layout."""
+    torch.manual_seed(size)
+    x0 = torch.randn(3, 8, size, size)
+    if channels_last:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    outs = []
+    for pool in (nn.MaxPool2d(2, 2), ChannelsLastMaxPool2d(2, 2)):
+        x = x0.clone().requires_grad_()
+        y = pool(x[:, 2:])
+        outs.append((y, torch.autograd.grad((y * y.detach().cos()).sum(), x)[0]))
+    assert torch.equal(outs[1][0], outs[0][0]) and torch.equal(outs[1][1], outs[0][1])
+    assert (outs[1][0].stride(1) == 1) == channels_last  # channels stay innermost for a channels_last network

@@ -41,7 +41,7 @@ DARTS_PRIMITIVES = [
 PARAMETER_FREE = {"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"}
 
 
-#: Switch for :class:`DepthwiseConv2d` and :class:`MaxPool3x3`'s channels_last kernels
+#: Switch for :class:`DepthwiseConv2d` and :class:`ChannelsLastMaxPool2d`'s channels_last kernels
 #: (benchmarks compare both settings in one run).
 CHANNELS_LAST_KERNELS = True
 
@@ -54,8 +54,10 @@ def memory_format_of(t: torch.Tensor) -> torch.memory_format:
 
 
 def _use_channels_last(x: torch.Tensor) -> bool:
+    """Whether a layout kernel should convert ``x``: a CPU tensor whose channels are not already
+    innermost (a channels_last tensor, or a channel slice of one, runs the plain kernel as is)."""
     return (CHANNELS_LAST_KERNELS and x.device.type == "cpu" and x.dim() == 4
-            and not x.is_contiguous(memory_format=torch.channels_last))
+            and not (x.stride(1) == 1 and x.shape[1] > 1))
 
 
 def _custom_backward_ok(*tensors: torch.Tensor) -> bool:
@@ -149,44 +151,102 @@ class DepthwiseConv2d(nn.Conv2d):
             x, self.weight)
 
 
+#: Switch for :class:`PointwiseConv2d`'s matrix-product kernels (benchmarks compare both settings in one run).
+POINTWISE_MATMUL = True
+#: Widest NCHW input :class:`PointwiseConv2d` runs as a batched matrix product (see its docstring).
+POINTWISE_MATMUL_MAX_NCHW_CHANNELS = 16
+POINTWISE_MATMUL_CL = True
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """A 1x1, stride-1, bias-free ``nn.Conv2d`` (same parameters and state-dict keys) computed
+    as a matrix product on CPU.
+
+    oneDNN's 1x1 convolution is slow on the small maps of a search network: 2 threads, batch
+    64, forward + backward, 4 -> 4 channels at 32x32 takes 7.9 ms in NCHW against 1.0 ms as a
+    batched ``weight @ x`` (8 channels: 5.2 vs 1.2 ms; 16 at 16x16: 0.74 vs 0.72; wider inputs
+    gain nothing in NCHW, so they stay convolutions). A channels_last input is an
+    ``(N*H*W, C)`` matrix already; one GEMM with the transposed weight beats oneDNN's
+    channels_last kernel on most search shapes (16 channels at 16x16: 0.44 vs 0.32 ms; 32 at
+    8x8: 0.33 vs 0.21) and keeps the layout. Both are the same sums as the convolution (float
+    rounding aside), differentiable twice (``hvp: exact``). Tracing and scripting (export) and
+    non-CPU tensors see the plain convolution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if not self._matmul_applies(x):
+            return super().forward(x)
+        n, c, h, w = x.shape
+        weight = self.weight.view(self.out_channels, c)
+        if memory_format_of(x) == torch.channels_last:
+            y = x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ weight.t()
+            return y.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)
+        # bmm with the weight broadcast as a view: torch.matmul would fold the batch into a
+        # transposed copy of x and keep it for the backward pass
+        return torch.bmm(weight.expand(n, -1, -1), x.reshape(n, c, h * w)).view(n, self.out_channels, h, w)
+
+    def _matmul_applies(self, x: torch.Tensor) -> bool:
+        if not (POINTWISE_MATMUL and x.device.type == "cpu" and x.dim() == 4 and self.bias is None and self.groups == 1
+                and self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
+                and not torch.jit.is_tracing() and not torch.jit.is_scripting()):
+            return False
+        if memory_format_of(x) == torch.channels_last:
+            return POINTWISE_MATMUL_CL
+        return x.is_contiguous() and x.shape[1] <= POINTWISE_MATMUL_MAX_NCHW_CHANNELS
+
+
 class _ChannelsLastMaxPool(torch.autograd.Function):
-    """3x3 max pooling computed in channels_last that saves the NCHW input and the indices
-    (as ``nn.MaxPool2d`` does), not a channels_last copy; differentiable backward."""
+    """Max pooling computed in channels_last that saves the NCHW input and the indices (as
+    ``nn.MaxPool2d`` does), not a channels_last copy; differentiable backward."""
 
     @staticmethod
-    def forward(ctx, x, stride):  # type: ignore[override]
-        y, idx = torch.ops.aten.max_pool2d_with_indices(x.contiguous(memory_format=torch.channels_last), [3, 3], [stride, stride], [1, 1])
+    def forward(ctx, x, kernel, stride, padding):  # type: ignore[override]
+        y, idx = torch.ops.aten.max_pool2d_with_indices(
+            x.contiguous(memory_format=torch.channels_last), [kernel] * 2, [stride] * 2, [padding] * 2)
         ctx.save_for_backward(x, idx)
-        ctx.stride = stride
+        ctx.conf = (kernel, stride, padding)
         ctx.mark_non_differentiable(idx)
         return y.contiguous()
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         x, idx = ctx.saved_tensors
+        kernel, stride, padding = ctx.conf
         cl = torch.channels_last
         gx = torch.ops.aten.max_pool2d_with_indices_backward(
-            grad.contiguous(memory_format=cl), x.contiguous(memory_format=cl), [3, 3], [ctx.stride] * 2, [1, 1], [1, 1], False, idx)
-        return gx.contiguous(), None
+            grad.contiguous(memory_format=cl), x.contiguous(memory_format=cl), [kernel] * 2, [stride] * 2, [padding] * 2,
+            [1, 1], False, idx)
+        return gx.contiguous(), None, None, None
 
 
-class MaxPool3x3(nn.MaxPool2d):
-    """``nn.MaxPool2d(3, stride, padding=1)`` run in channels_last on CPU: its NCHW kernel is
-    slower (one thread, 32x16x32x32, forward + backward: 12.8 -> 4.7 ms, same values and
-    gradients). Saves the NCHW input and the indices, as nn.MaxPool2d does."""
+class ChannelsLastMaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d(kernel, stride, padding)`` (square, no dilation, floor mode) run in
+    channels_last on CPU: its NCHW kernel is several times slower. Measured with 2 threads,
+    forward + backward, same values and gradients: 3x3 stride 1 on 32x16x32x32 (one thread)
+    12.8 -> 4.7 ms; 2x2 stride 2 on 64x24x32x32 (PC-DARTS's bypass of a reduction edge) 39 ->
+    12 ms, on 64x48x16x16 7.0 -> 1.9 ms. Saves the NCHW input and the indices, as
+    nn.MaxPool2d does."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        k, s, p = self.kernel_size, self.stride, self.padding
+        if not (isinstance(k, int) and isinstance(s, int) and isinstance(p, int) and self.dilation == 1
+                and not self.ceil_mode and not self.return_indices):
+            return super().forward(x)
+        return _channels_last_call(super().forward, lambda: _ChannelsLastMaxPool.apply(x, k, s, p), x)
+
+
+class MaxPool3x3(ChannelsLastMaxPool2d):
+    """``nn.MaxPool2d(3, stride, padding=1)`` through :class:`ChannelsLastMaxPool2d`."""
 
     def __init__(self, stride: int):
         super().__init__(3, stride=stride, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return _channels_last_call(super().forward, lambda: _ChannelsLastMaxPool.apply(x, self.stride), x)
 
 
 class ReLUConvBN(nn.Sequential):
     def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, bias=False),
+            (PointwiseConv2d(C_in, C_out, 1, bias=False) if kernel == 1 and stride == 1 and padding == 0
+             else nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, bias=False)),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -198,7 +258,7 @@ class DilConv(nn.Sequential):
         super().__init__(
             nn.ReLU(inplace=False),
             DepthwiseConv2d(C_in, C_in, kernel, stride, padding, dilation=dilation, groups=C_in, bias=False),
-            nn.Conv2d(C_in, C_out, 1, bias=False),
+            PointwiseConv2d(C_in, C_out, 1, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -210,11 +270,11 @@ class SepConv(nn.Sequential):
         super().__init__(
             nn.ReLU(inplace=False),
             DepthwiseConv2d(C_in, C_in, kernel, stride, padding, groups=C_in, bias=False),
-            nn.Conv2d(C_in, C_in, 1, bias=False),
+            PointwiseConv2d(C_in, C_in, 1, bias=False),
             nn.BatchNorm2d(C_in, affine=affine),
             nn.ReLU(inplace=False),
             DepthwiseConv2d(C_in, C_in, kernel, 1, padding, groups=C_in, bias=False),
-            nn.Conv2d(C_in, C_out, 1, bias=False),
+            PointwiseConv2d(C_in, C_out, 1, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -238,22 +298,36 @@ class Zero(nn.Module):
 
 
 class FactorizedReduce(nn.Module):
-    """Halve the resolution with two offset stride-2 1x1 convs, concatenated (no information lost)."""
+    """Halve the resolution with two offset stride-2 1x1 convs, concatenated (no information lost).
+
+    A stride-2 1x1 conv reads only every other row and column, so each branch runs as the
+    stride-1 conv of a subsampled view (``x[::2, ::2]`` and ``x[1::2, 1::2]``): exactly the
+    same sums, and oneDNN's stride-2 1x1 backward is slow on CPU (2 threads, forward + backward
+    of the pair: 64x64x32x32 -> 32 channels 42 -> 17 ms; 64x128x16x16 -> 64: 12.4 -> 7.0 ms;
+    64x4x32x32: 2.6 -> 1.8 ms). Odd sizes pad the shifted branch with zeros, as the original
+    strided version's output padding does; a 1x1 map gives an all-zero shifted branch."""
 
     def __init__(self, C_in: int, C_out: int, affine: bool = True):
         super().__init__()
         assert C_out % 2 == 0, "FactorizedReduce needs an even number of output channels"
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
-        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+        # stride 1: each runs on its subsampled view (state-dict keys as the strided original's)
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=1, padding=0, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=1, padding=0, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        a = self.conv_1(x)
-        b = self.conv_2(x[:, :, 1:, 1:])
+        even, shifted = x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]
+        if memory_format_of(x) == torch.channels_last:  # a channels_last network stays so
+            even, shifted = (t.contiguous(memory_format=torch.channels_last) for t in (even, shifted))
+        a = self.conv_1(even)
+        if shifted.shape[-1] == 0 or shifted.shape[-2] == 0:  # a 1-pixel side: nothing to shift in
+            b = a.new_zeros(a.shape[0], self.conv_2.out_channels, *a.shape[-2:])
+        else:
+            b = self.conv_2(shifted)
         if b.shape[-2:] != a.shape[-2:]:  # odd input sizes: pad the shifted branch
-            b = nn.functional.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
+            b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
         return self.bn(torch.cat([a, b], dim=1))
 
 
@@ -281,8 +355,9 @@ def channels_last_safe(model: nn.Module) -> bool:
     """Whether ``model`` may run in channels_last memory format on CPU.
 
     oneDNN (torch 2.13 CPU) corrupts memory in stride-2 1x1 convolutions on channels_last
-    tensors with fewer than 8 input channels (reproduced with a bare ``F.conv2d``), as in
-    factorized reductions of small networks; such models stay in the default format."""
+    tensors with fewer than 8 input channels (reproduced with a bare ``F.conv2d``); models with
+    such a conv stay in the default format. :class:`FactorizedReduce` runs stride-1 convs on
+    subsampled views and has none."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1) and m.in_channels < 8:
             return False

@@ -15,7 +15,6 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from dnas.genotype import Genotype
 from dnas.ops import FactorizedReduce, Identity, ReLUConvBN, make_op
@@ -34,34 +33,13 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
 
 
 class PaddedFactorizedReduce(FactorizedReduce):
-    """:class:`dnas.ops.FactorizedReduce` that also works on 1x1 inputs.
+    """:class:`dnas.ops.FactorizedReduce` under the name derived cells have always used for it.
 
-    The shifted branch reads ``x[..., 1:, 1:]``, which is empty for a 1x1 map (tiny inputs
-    such as 8x8 digits through the ImageNet stem). Padding the input by one zero row/column
-    before shifting gives exactly the same output for every size the original handles (the
-    convs have no bias, so the padded position contributes zeros, as the original's output
-    padding does) and a valid one for 1x1. Same parameters and state-dict keys.
+    The shifted branch once read ``x[..., 1:, 1:]`` through a stride-2 conv, which is empty for
+    a 1x1 map (tiny inputs such as 8x8 digits through the ImageNet stem), so derived cells
+    padded the input first. The op now runs its branches on subsampled views and handles 1x1
+    maps itself; the name stays for code that refers to it. Same parameters and state-dict keys.
     """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        if self.conv_1.in_channels < 8 and not x.is_contiguous():
-            # same guard as dnas.ops.FactorizedReduce: oneDNN's stride-2 1x1 conv misbehaves on
-            # channels_last inputs with fewer than ~8 channels (torch 2.13 CPU)
-            x = x.contiguous()
-        a = self.conv_1(x)
-        b = self.conv_2(F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:])
-        b = b[:, :, : a.shape[-2], : a.shape[-1]]
-        return self.bn(torch.cat([a, b], dim=1))
-
-
-def _robust(op: nn.Module) -> nn.Module:
-    """Swap a plain FactorizedReduce for the padded one (same weights layout)."""
-    if type(op) is FactorizedReduce:
-        fixed = PaddedFactorizedReduce(op.conv_1.in_channels, op.bn.num_features, affine=op.bn.affine)
-        fixed.load_state_dict(op.state_dict())
-        return fixed
-    return op
 
 
 def is_identity(op: nn.Module) -> bool:
@@ -97,7 +75,7 @@ class Cell(nn.Module):
         self.indices = [int(i) for _, i in edges]
         self.op_names = [name for name, _ in edges]
         self.ops = nn.ModuleList(
-            _robust(make_op(name, C, 2 if reduction and index < 2 else 1, True)) for name, index in edges
+            make_op(name, C, 2 if reduction and index < 2 else 1, True) for name, index in edges
         )
         self.droppable = [not is_identity(op) for op in self.ops]
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dnas.ops import ChannelsLastMaxPool2d
 from dnas.relax.base import RELAXATIONS, Relaxation, SharedReluOps, node_slices
 
 
@@ -43,7 +44,7 @@ class PartialMixedOp(nn.Module):
         self.k = k
         self.stride = stride
         self.ops = SharedReluOps(C // k, stride, primitives)
-        self.bypass_pool = nn.MaxPool2d(2, 2) if stride == 2 else None
+        self.bypass_pool = ChannelsLastMaxPool2d(2, 2) if stride == 2 else None
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, edge_weight: torch.Tensor | None = None) -> torch.Tensor:
         """``edge_weight * shuffle(cat(mixed ops on the first C/K channels, bypass))``. On the
@@ -52,7 +53,9 @@ class PartialMixedOp(nn.Module):
         gradient: the bypass of a stride-1 edge is a view of ``x``, which is alive anyway."""
         inside = edge_weight is not None and self.ops.uses_fast_path()
         c = x.shape[1] // self.k
-        active, rest = x[:, :c], x[:, c:]
+        # split, not two slices: its backward concatenates the two gradients into one new
+        # tensor, where each slice's backward would zero-fill a full-width one and add them
+        active, rest = x.split([c, x.shape[1] - c], dim=1)
         y = self.ops.weighted_sum(active, weights * edge_weight if inside else weights)
         if self.bypass_pool is not None:
             rest = self.bypass_pool(rest)
