@@ -137,8 +137,8 @@ class SearchConfig(BaseModel):
     # run
     seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed (0 .. 2**63-1)")
     device: str = "auto"
-    channels_last: bool = Field(False, description="run the supernet in channels_last memory format (faster depthwise convs, pools and BN on CPU; DARTS 1.5x the NCHW plain path, README)")
-    fast: bool = Field(False, description="opt-in fused path of the supernet edges (dnas.relax.fused): one native BN pass per candidate that keeps only its input, pooled maps recomputed in the backward pass, wide edges in channels_last; measured DARTS 1.47x the plain path's speed at 0.71x its peak memory, PC-DARTS 0.85x at 0.8x (README); off by default (the H-DAS depth step differs under it, and forward hooks on ops do not fire); false = the plain op-by-op path")
+    channels_last: bool = Field(False, description="run the supernet in channels_last memory format (faster depthwise convs, pools and BN on CPU; DARTS plain path 1.4x the NCHW one, PC-DARTS 0.8x: its 4-channel ops are slower so, README)")
+    fast: bool = Field(False, description="opt-in fused path of the supernet edges (dnas.relax.fused): one native BN pass per candidate that keeps only its input, pooled maps recomputed in the backward pass, wide edges in channels_last; measured against the released search code (README): DARTS 2.4x its speed at 0.62x its peak memory (plain path 1.8x at 0.88x), PC-DARTS 1.8x at 0.77x (plain path 1.7x at 0.92x); off by default (the H-DAS depth step differs under it, and forward hooks on ops do not fire); false = the plain op-by-op path")
     threads: Optional[int] = Field(None, ge=1, le=4096)
     nproc: int = Field(1, ge=1, le=4096, description="data-parallel ranks started on this machine (torch.distributed; batch_size stays the global batch, so lr needs no scaling); under torchrun the ranks come from the environment")
 
