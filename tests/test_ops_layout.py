@@ -105,7 +105,7 @@ def test_pointwise_conv_matches_nn_conv2d(c_in, c_out, channels_last):
     x0 = torch.randn(3, c_in, 7, 9)
     if channels_last:
         x0 = x0.contiguous(memory_format=torch.channels_last)
-    assert ours._matmul_applies(x0) == (channels_last or c_in <= dnas.ops.POINTWISE_MATMUL_MAX_NCHW_CHANNELS)
+    assert (ours._matmul_layout(x0) is not None) == (channels_last or c_in <= dnas.ops.POINTWISE_MATMUL_MAX_NCHW_CHANNELS)
     x = x0.clone().requires_grad_()
     y_ref, y = ref(x), ours(x)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
@@ -124,9 +124,9 @@ def test_pointwise_conv_is_a_convolution_when_traced_or_switched_off(monkeypatch
     m = PointwiseConv2d(4, 4, 1, bias=False)
     traced = torch.jit.trace(m, torch.randn(1, 4, 5, 5))
     assert "conv" in str(traced.graph).lower() and "bmm" not in str(traced.graph)
-    assert m._matmul_applies(torch.randn(1, 4, 5, 5))
+    assert m._matmul_layout(torch.randn(1, 4, 5, 5)) == torch.contiguous_format
     monkeypatch.setattr(dnas.ops, "POINTWISE_MATMUL", False)
-    assert not m._matmul_applies(torch.randn(1, 4, 5, 5))
+    assert m._matmul_layout(torch.randn(1, 4, 5, 5)) is None
     assert isinstance(make_op("sep_conv_3x3", 4, 1, True)[2], PointwiseConv2d)
     assert isinstance(make_op("dil_conv_3x3", 4, 2, True)[2], PointwiseConv2d)
 

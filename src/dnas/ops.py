@@ -155,7 +155,6 @@ class DepthwiseConv2d(nn.Conv2d):
 POINTWISE_MATMUL = True
 #: Widest NCHW input :class:`PointwiseConv2d` runs as a batched matrix product (see its docstring).
 POINTWISE_MATMUL_MAX_NCHW_CHANNELS = 16
-POINTWISE_MATMUL_CL = True
 
 
 class PointwiseConv2d(nn.Conv2d):
@@ -173,25 +172,28 @@ class PointwiseConv2d(nn.Conv2d):
     non-CPU tensors see the plain convolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if not self._matmul_applies(x):
+        layout = self._matmul_layout(x)
+        if layout is None:
             return super().forward(x)
         n, c, h, w = x.shape
         weight = self.weight.view(self.out_channels, c)
-        if memory_format_of(x) == torch.channels_last:
+        if layout == torch.channels_last:
             y = x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ weight.t()
             return y.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)
         # bmm with the weight broadcast as a view: torch.matmul would fold the batch into a
         # transposed copy of x and keep it for the backward pass
         return torch.bmm(weight.expand(n, -1, -1), x.reshape(n, c, h * w)).view(n, self.out_channels, h, w)
 
-    def _matmul_applies(self, x: torch.Tensor) -> bool:
+    def _matmul_layout(self, x: torch.Tensor) -> torch.memory_format | None:
+        """The layout ``x`` runs its matrix product in, or None for the plain convolution."""
         if not (POINTWISE_MATMUL and x.device.type == "cpu" and x.dim() == 4 and self.bias is None and self.groups == 1
                 and self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
                 and not torch.jit.is_tracing() and not torch.jit.is_scripting()):
-            return False
-        if memory_format_of(x) == torch.channels_last:
-            return POINTWISE_MATMUL_CL
-        return x.is_contiguous() and x.shape[1] <= POINTWISE_MATMUL_MAX_NCHW_CHANNELS
+            return None
+        layout = memory_format_of(x)
+        if layout == torch.channels_last or (x.is_contiguous() and x.shape[1] <= POINTWISE_MATMUL_MAX_NCHW_CHANNELS):
+            return layout
+        return None
 
 
 class _ChannelsLastMaxPool(torch.autograd.Function):
